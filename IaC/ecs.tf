@@ -1,0 +1,249 @@
+################################################################################
+# ECS cluster
+################################################################################
+
+resource "aws_ecs_cluster" "this" {
+  name = local.name
+
+  setting {
+    name  = "containerInsights"
+    value = "enabled"
+  }
+
+  configuration {
+    execute_command_configuration {
+      kms_key_id = aws_kms_key.platform.arn
+      logging    = "OVERRIDE"
+
+      log_configuration {
+        cloud_watch_encryption_enabled = true
+        cloud_watch_log_group_name     = aws_cloudwatch_log_group.this["ecs-exec"].name
+      }
+    }
+  }
+
+  # New services in this cluster default to the Service Connect namespace.
+  service_connect_defaults {
+    namespace = aws_service_discovery_http_namespace.this.arn
+  }
+}
+
+################################################################################
+# Task definitions (one per service, from local.services)
+################################################################################
+
+resource "aws_ecs_task_definition" "this" {
+  for_each = local.services
+
+  family                   = "${local.name}-${each.key}"
+  requires_compatibilities = ["FARGATE"]
+  network_mode             = "awsvpc"
+  cpu                      = var.task_cpu
+  memory                   = var.task_memory
+  execution_role_arn       = aws_iam_role.task_execution.arn
+  task_role_arn            = aws_iam_role.task.arn
+
+  runtime_platform {
+    operating_system_family = "LINUX"
+    cpu_architecture        = var.cpu_architecture
+  }
+
+  dynamic "volume" {
+    for_each = local.exec_volumes
+
+    content {
+      name = volume.key
+    }
+  }
+
+  container_definitions = jsonencode([
+    {
+      name      = each.key
+      image     = local.image
+      essential = true
+
+      # distroless nonroot; the image needs no writable path.
+      user                   = "65532:65532"
+      readonlyRootFilesystem = true
+      stopTimeout            = local.stop_timeout
+
+      portMappings = [
+        {
+          name          = each.value.port_name
+          containerPort = each.value.container_port
+          protocol      = "tcp"
+          # Immutable once a Service Connect service uses it (change =
+          # recreate the service). Makes the proxy balance per request.
+          appProtocol = each.value.app_protocol
+        }
+      ]
+
+      environment = [
+        { name = "SERVICE_NAME", value = each.key },
+        { name = "SERVER_PORT", value = tostring(each.value.container_port) },
+        { name = "PEER_URL", value = local.peer_urls[each.key] },
+        { name = "LOG_FORMAT", value = "json" },
+        { name = "RUST_LOG", value = var.rust_log },
+        { name = "DRAIN_DELAY", value = local.drain_delay },
+        { name = "SHUTDOWN_TIMEOUT", value = local.shutdown_timeout },
+      ]
+
+      healthCheck = {
+        command     = ["CMD", local.binary, "healthcheck"]
+        interval    = 10
+        timeout     = 5
+        retries     = 3
+        startPeriod = 10
+      }
+
+      # init reaps the processes ECS Exec starts and forwards SIGTERM.
+      linuxParameters = {
+        initProcessEnabled = true
+      }
+
+      mountPoints = local.exec_mount_points
+
+      logConfiguration = {
+        logDriver = "awslogs"
+        options = {
+          awslogs-group         = aws_cloudwatch_log_group.this[each.key].name
+          awslogs-region        = local.region
+          awslogs-stream-prefix = "app"
+          mode                  = "non-blocking"
+          max-buffer-size       = "4m"
+        }
+      }
+    }
+  ])
+
+  lifecycle {
+    precondition {
+      condition = (
+        (var.task_cpu == 256 && contains([512, 1024, 2048], var.task_memory)) ||
+        (var.task_cpu == 512 && var.task_memory >= 1024 && var.task_memory <= 4096 && var.task_memory % 1024 == 0) ||
+        (var.task_cpu == 1024 && var.task_memory >= 2048 && var.task_memory <= 8192 && var.task_memory % 1024 == 0) ||
+        (var.task_cpu == 2048 && var.task_memory >= 4096 && var.task_memory <= 16384 && var.task_memory % 1024 == 0) ||
+        (var.task_cpu == 4096 && var.task_memory >= 8192 && var.task_memory <= 30720 && var.task_memory % 1024 == 0)
+      )
+      error_message = "task_cpu/task_memory is not a valid Fargate combination (e.g. 256/512, 512/1024, 1024/2048)."
+    }
+
+    precondition {
+      condition     = alltrue([for k, s in local.services : contains(keys(local.services), s.peer) && s.peer != k])
+      error_message = "Every service's peer must be another key of local.services."
+    }
+  }
+}
+
+################################################################################
+# Services (one per service, from local.services)
+################################################################################
+
+resource "aws_ecs_service" "this" {
+  for_each = local.services
+
+  name                              = each.key
+  cluster                           = aws_ecs_cluster.this.arn
+  task_definition                   = aws_ecs_task_definition.this[each.key].arn
+  desired_count                     = var.min_capacity
+  launch_type                       = "FARGATE"
+  platform_version                  = "LATEST" # Service Connect needs >= 1.4.0
+  enable_execute_command            = true
+  enable_ecs_managed_tags           = true
+  propagate_tags                    = "SERVICE"
+  health_check_grace_period_seconds = var.health_check_grace_period_seconds
+
+  deployment_minimum_healthy_percent = 100
+  deployment_maximum_percent         = 200
+
+  deployment_circuit_breaker {
+    enable   = true
+    rollback = true
+  }
+
+  network_configuration {
+    subnets          = aws_subnet.private[*].id
+    security_groups  = [aws_security_group.tasks.id]
+    assign_public_ip = false
+  }
+
+  load_balancer {
+    target_group_arn = aws_lb_target_group.rest[each.key].arn
+    container_name   = each.key
+    container_port   = each.value.container_port
+  }
+
+  dynamic "load_balancer" {
+    for_each = var.grpc_ingress_enabled ? [aws_lb_target_group.grpc[each.key].arn] : []
+
+    content {
+      target_group_arn = load_balancer.value
+      container_name   = each.key
+      container_port   = each.value.container_port
+    }
+  }
+
+  service_connect_configuration {
+    enabled   = true
+    namespace = aws_service_discovery_http_namespace.this.arn
+
+    log_configuration {
+      log_driver = "awslogs"
+      options = {
+        awslogs-group         = aws_cloudwatch_log_group.this["service-connect"].name
+        awslogs-region        = local.region
+        awslogs-stream-prefix = each.key
+      }
+    }
+
+    # No ingress_port_override: the proxy owns the container port, so ALB
+    # traffic also goes through it (and through its TLS).
+    service {
+      port_name      = each.value.port_name
+      discovery_name = each.value.discovery_name
+
+      client_alias {
+        dns_name = each.value.dns_name
+        port     = each.value.container_port
+      }
+
+      # Service Connect's default per-request timeout (15 s) would cut the
+      # WatchStatus server stream: 0 disables it.
+      timeout {
+        per_request_timeout_seconds = 0
+        idle_timeout_seconds        = var.service_connect_idle_timeout_seconds
+      }
+
+      dynamic "tls" {
+        for_each = var.service_connect_tls_enabled ? [1] : []
+
+        content {
+          issuer_cert_authority {
+            aws_pca_authority_arn = local.pca_arn
+          }
+          role_arn = aws_iam_role.service_connect_tls[0].arn
+          kms_key  = local.create_sc_kms_key ? aws_kms_key.service_connect[0].arn : null
+        }
+      }
+    }
+  }
+
+  lifecycle {
+    # Autoscaling owns the task count after creation.
+    ignore_changes = [desired_count]
+  }
+
+  # Create after (and destroy before) everything the tasks and the proxies
+  # use: the TLS role and its policy, the activated CA, the KMS key, the
+  # listener rules that make the target groups usable, the IAM policies.
+  depends_on = [
+    aws_iam_role_policy_attachment.service_connect_tls,
+    aws_acmpca_certificate_authority_certificate.root,
+    aws_kms_key.service_connect,
+    aws_lb_listener_rule.rest,
+    aws_lb_listener_rule.grpc,
+    aws_iam_role_policy.task_execution,
+    aws_iam_role_policy_attachment.task_ecs_exec,
+    aws_route.private_nat,
+  ]
+}

@@ -1,0 +1,154 @@
+################################################################################
+# IAM for the tasks
+#
+# - task execution role (shared by every task definition): what ECS/Fargate
+#   itself needs to start a task: pull the app image from ECR and write the
+#   container and Service Connect proxy logs.
+# - task role (service-a, service-b) and toolbox task role: what the code in
+#   the container may do. The app calls no AWS API; the only permissions are
+#   those ECS Exec needs (SSM messages channels and session logging).
+# The Service Connect TLS infrastructure role is in service_connect.tf.
+################################################################################
+
+# Task roles: confused-deputy protection as in the ECS task IAM role docs.
+data "aws_iam_policy_document" "ecs_tasks_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["ecs-tasks.amazonaws.com"]
+    }
+
+    condition {
+      test     = "ArnLike"
+      variable = "aws:SourceArn"
+      values   = ["arn:${local.partition}:ecs:${local.region}:${local.account_id}:*"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+################################################################################
+# Task execution role
+################################################################################
+
+# The execution role keeps the plain trust policy of the AWS documentation.
+data "aws_iam_policy_document" "ecs_tasks_assume_execution" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["ecs-tasks.amazonaws.com"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "task_execution" {
+  statement {
+    sid = "EcrAuthToken"
+    # ecr:GetAuthorizationToken has no resource-level permissions: AWS only
+    # accepts Resource "*" for it. The pull itself is limited to the app
+    # repository below.
+    actions   = ["ecr:GetAuthorizationToken"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid = "EcrPullAppImage"
+    actions = [
+      "ecr:BatchCheckLayerAvailability",
+      "ecr:BatchGetImage",
+      "ecr:GetDownloadUrlForLayer",
+    ]
+    resources = [aws_ecr_repository.app.arn]
+  }
+
+  statement {
+    sid     = "WriteContainerLogs"
+    actions = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = flatten([
+      for k, g in aws_cloudwatch_log_group.this : [g.arn, "${g.arn}:*"]
+      if k != "flow-logs" && k != "ecs-exec"
+    ])
+  }
+}
+
+resource "aws_iam_role" "task_execution" {
+  name               = "${local.name}-task-execution"
+  description        = "ECS task execution role: pull the app image, write container and Service Connect proxy logs"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume_execution.json
+}
+
+resource "aws_iam_role_policy" "task_execution" {
+  name   = "pull-image-write-logs"
+  role   = aws_iam_role.task_execution.id
+  policy = data.aws_iam_policy_document.task_execution.json
+}
+
+################################################################################
+# Task role: ECS Exec only
+################################################################################
+
+data "aws_iam_policy_document" "ecs_exec" {
+  statement {
+    sid = "SsmMessagesChannels"
+    # The ssmmessages actions ECS Exec needs have no resource-level
+    # permissions: AWS only accepts Resource "*" for them.
+    actions = [
+      "ssmmessages:CreateControlChannel",
+      "ssmmessages:CreateDataChannel",
+      "ssmmessages:OpenControlChannel",
+      "ssmmessages:OpenDataChannel",
+    ]
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "ExecSessionLogGroupLookup"
+    actions   = ["logs:DescribeLogGroups"]
+    resources = ["arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:*"]
+  }
+
+  statement {
+    sid = "ExecSessionLogs"
+    actions = [
+      "logs:CreateLogStream",
+      "logs:DescribeLogStreams",
+      "logs:PutLogEvents",
+    ]
+    resources = [
+      aws_cloudwatch_log_group.this["ecs-exec"].arn,
+      "${aws_cloudwatch_log_group.this["ecs-exec"].arn}:*",
+    ]
+  }
+
+  statement {
+    sid       = "ExecSessionDecrypt"
+    actions   = ["kms:Decrypt"]
+    resources = [aws_kms_key.platform.arn]
+  }
+}
+
+resource "aws_iam_policy" "ecs_exec" {
+  name        = "${local.name}-ecs-exec"
+  description = "Permissions a task needs for ECS Exec with session logging to CloudWatch"
+  policy      = data.aws_iam_policy_document.ecs_exec.json
+}
+
+resource "aws_iam_role" "task" {
+  name               = "${local.name}-task"
+  description        = "Task role of service-a and service-b: ECS Exec only (the app calls no AWS API)"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+}
+
+resource "aws_iam_role_policy_attachment" "task_ecs_exec" {
+  role       = aws_iam_role.task.name
+  policy_arn = aws_iam_policy.ecs_exec.arn
+}

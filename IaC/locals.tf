@@ -1,0 +1,139 @@
+################################################################################
+# Shared values
+################################################################################
+
+data "aws_partition" "current" {}
+
+data "aws_caller_identity" "current" {}
+
+# Zones are pinned by name (var.availability_zones, or <region>a, b[, c]) so
+# the subnets never move when AWS adds a zone; the data source only checks
+# that the chosen zones exist and are available (see the VPC precondition).
+data "aws_availability_zones" "selected" {
+  state = "available"
+
+  filter {
+    name   = "zone-name"
+    values = local.azs
+  }
+}
+
+locals {
+  name       = var.name
+  partition  = data.aws_partition.current.partition
+  account_id = data.aws_caller_identity.current.account_id
+  region     = var.aws_region
+
+  tags = merge(
+    {
+      Project   = local.name
+      ManagedBy = "terraform"
+      Source    = "service-connect-demo/IaC"
+    },
+    var.tags,
+  )
+
+  azs = (
+    length(var.availability_zones) > 0
+    ? var.availability_zones
+    : [for suffix in slice(["a", "b", "c"], 0, var.az_count) : "${var.aws_region}${suffix}"]
+  )
+  az_count = length(local.azs)
+
+  ##############################################################################
+  # The two services. Everything per service (task definition, ECS service,
+  # target groups, listener rules, log groups, autoscaling, security group
+  # rules) is a for_each over this map. Values are the Rust code's defaults
+  # (services/src/topology.rs); the contract test in IaC/checks compares them.
+  ##############################################################################
+  services = {
+    "service-a" = {
+      container_port = 8201
+      port_name      = "service-a-grpc"
+      app_protocol   = "grpc"
+      discovery_name = "service-a"
+      dns_name       = "service-a-sc"
+      health_path    = "/service-a/healthcheck"
+      path_pattern   = "/service-a/*"
+      rule_priority  = 10
+      peer           = "service-b"
+    }
+    "service-b" = {
+      container_port = 8202
+      port_name      = "service-b-grpc"
+      app_protocol   = "grpc"
+      discovery_name = "service-b"
+      dns_name       = "service-b-sc"
+      health_path    = "/service-b/healthcheck"
+      path_pattern   = "/service-b/*"
+      rule_priority  = 20
+      peer           = "service-a"
+    }
+  }
+
+  # The peer's Service Connect URL, derived from the map (never typed twice).
+  peer_urls = {
+    for k, s in local.services :
+    k => "http://${local.services[s.peer].dns_name}:${local.services[s.peer].container_port}"
+  }
+
+  # REST paths each service answers (used for the curl outputs).
+  rest_paths = ["healthcheck", "status", "other-status"]
+
+  # Binary inside the image (see the Dockerfile).
+  binary = "/usr/local/bin/status-service"
+
+  # App drains DRAIN_DELAY + SHUTDOWN_TIMEOUT = 15 s after SIGTERM; ECS waits
+  # stop_timeout before SIGKILL, so it must be larger.
+  drain_delay      = "5s"
+  shutdown_timeout = "10s"
+  stop_timeout     = 30
+
+  # Image by immutable tag or by digest.
+  image = (
+    startswith(var.image_tag, "sha256:")
+    ? "${aws_ecr_repository.app.repository_url}@${var.image_tag}"
+    : "${aws_ecr_repository.app.repository_url}:${var.image_tag}"
+  )
+
+  ##############################################################################
+  # Service Connect TLS
+  ##############################################################################
+  create_pca = var.service_connect_tls_enabled && var.existing_pca_arn == ""
+  pca_arn = (
+    var.service_connect_tls_enabled
+    ? (local.create_pca ? aws_acmpca_certificate_authority.this[0].arn : var.existing_pca_arn)
+    : ""
+  )
+  create_sc_kms_key = var.service_connect_tls_enabled && var.service_connect_kms_enabled
+
+  # ALB traffic to a task goes through the Service Connect proxy on the
+  # container port: it speaks TLS 1.3 when Service Connect TLS is on.
+  target_protocol = var.service_connect_tls_enabled ? "HTTPS" : "HTTP"
+
+  ##############################################################################
+  # ECS Exec with a read-only root filesystem: the SSM agent that ECS Exec
+  # injects needs these two directories writable (aws/containers-roadmap#1359).
+  # Empty Fargate bind-mount volumes (task ephemeral storage) provide them.
+  ##############################################################################
+  exec_volumes = {
+    "ecs-exec-var-lib-amazon" = "/var/lib/amazon"
+    "ecs-exec-var-log-amazon" = "/var/log/amazon"
+  }
+  exec_mount_points = [
+    for name, path in local.exec_volumes : {
+      sourceVolume  = name
+      containerPath = path
+      readOnly      = false
+    }
+  ]
+
+  certificate_arn   = var.certificate_arn != "" ? var.certificate_arn : aws_acm_certificate.self_signed[0].arn
+  self_signed_cert  = var.certificate_arn == ""
+  curl_insecure     = local.self_signed_cert ? "-k " : ""
+  alb_url           = "https://${aws_lb.this.dns_name}"
+  ecr_repository    = var.ecr_repository_name != "" ? var.ecr_repository_name : "${local.name}/status-service"
+  toolbox_name      = "toolbox"
+  toolbox_container = "grpcurl"
+  toolbox_names     = var.toolbox_enabled ? [local.toolbox_name] : []
+}
