@@ -1,0 +1,192 @@
+//! The gateway alone, with stand-in implementations, called with `oneshot`.
+
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use status_api::v1::{
+    GetPeerStatusRequest, GetPeerStatusResponse, GetStatusRequest, GetStatusResponse,
+    ServiceStatus, WatchStatusRequest, WatchStatusResponse, status_service_server::StatusService,
+};
+use tonic::{Code, Response, Status};
+use tonic_health::{
+    ServingStatus,
+    pb::{HealthCheckRequest, health_server::Health},
+    server::{HealthReporter, HealthService},
+};
+use tower::ServiceExt;
+
+/// Answers GetStatus with a fixed status, GetPeerStatus with a chosen
+/// error, and remembers the request ids it saw.
+#[derive(Default)]
+struct StandIn {
+    peer_error: Option<(Code, &'static str)>,
+    request_ids: Mutex<Vec<String>>,
+}
+
+#[tonic::async_trait]
+impl StatusService for StandIn {
+    async fn get_status(
+        &self,
+        request: tonic::Request<GetStatusRequest>,
+    ) -> Result<Response<GetStatusResponse>, Status> {
+        if let Some(id) = request.metadata().get("x-request-id") {
+            self.request_ids
+                .lock()
+                .unwrap()
+                .push(id.to_str().unwrap().to_owned());
+        }
+        let status = ServiceStatus {
+            service: "service-x".into(),
+            cpu_percent: 12.5,
+            ..Default::default()
+        };
+        Ok(Response::new(GetStatusResponse {
+            status: Some(status),
+        }))
+    }
+
+    async fn get_peer_status(
+        &self,
+        _: tonic::Request<GetPeerStatusRequest>,
+    ) -> Result<Response<GetPeerStatusResponse>, Status> {
+        match self.peer_error {
+            Some((code, message)) => Err(Status::new(code, message)),
+            None => Ok(Response::new(GetPeerStatusResponse {
+                peer_address: "http://peer:1".into(),
+                ..Default::default()
+            })),
+        }
+    }
+
+    type WatchStatusStream = tokio_stream::Empty<Result<WatchStatusResponse, Status>>;
+
+    async fn watch_status(
+        &self,
+        _: tonic::Request<WatchStatusRequest>,
+    ) -> Result<Response<Self::WatchStatusStream>, Status> {
+        Err(Status::unimplemented("not served over REST"))
+    }
+}
+
+async fn health(serving: ServingStatus) -> Arc<HealthService> {
+    let reporter = HealthReporter::new();
+    reporter.set_service_status("", serving).await;
+    Arc::new(HealthService::from_health_reporter(reporter))
+}
+
+async fn call(router: axum::Router, method: &str, path: &str) -> (StatusCode, serde_json::Value) {
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("x-request-id", "id-1")
+        .body(Body::empty())
+        .unwrap();
+    let response = router.oneshot(request).await.unwrap();
+    let status = response.status();
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&body).unwrap())
+}
+
+fn router(status: StandIn, health: Arc<HealthService>) -> (axum::Router, Arc<StandIn>) {
+    let status = Arc::new(status);
+    (
+        status_gateway::router("service-x", Arc::clone(&status), health),
+        status,
+    )
+}
+
+#[tokio::test]
+async fn status_is_the_proto3_json_of_the_message_and_gets_the_headers() {
+    let (router, stand_in) = router(StandIn::default(), health(ServingStatus::Serving).await);
+    let (code, body) = call(router, "GET", "/service-x/status").await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(body["service"], "service-x");
+    assert_eq!(body["cpu_percent"], 12.5);
+    // Default values are written out, not dropped, so the shape is stable.
+    assert_eq!(body["memory_percent"], 0.0);
+    assert_eq!(body["status"], "STATE_UNSPECIFIED");
+    assert_eq!(*stand_in.request_ids.lock().unwrap(), ["id-1"]);
+}
+
+#[tokio::test]
+async fn healthcheck_follows_the_health_service() {
+    for (serving, code, text) in [
+        (ServingStatus::Serving, StatusCode::OK, "SERVING"),
+        (
+            ServingStatus::NotServing,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "NOT_SERVING",
+        ),
+    ] {
+        let (router, _) = router(StandIn::default(), health(serving).await);
+        let (status, body) = call(router, "GET", "/service-x/healthcheck").await;
+        assert_eq!(
+            (status, body),
+            (code, serde_json::json!({ "status": text }))
+        );
+    }
+    // The gateway asks the same implementation gRPC clients do.
+    let health = health(ServingStatus::NotServing).await;
+    let answer = health
+        .check(tonic::Request::new(HealthCheckRequest::default()))
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.into_inner().status,
+        tonic_health::pb::health_check_response::ServingStatus::NotServing as i32
+    );
+}
+
+#[tokio::test]
+async fn grpc_errors_become_matching_http_statuses() {
+    for (code, http, shown) in [
+        (
+            Code::Unavailable,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "peer http://peer:1 is unavailable",
+        ),
+        (
+            Code::DeadlineExceeded,
+            StatusCode::GATEWAY_TIMEOUT,
+            "peer http://peer:1 did not answer",
+        ),
+        (Code::InvalidArgument, StatusCode::BAD_REQUEST, "bad"),
+        // Internals are logged, not sent.
+        (
+            Code::Internal,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error",
+        ),
+    ] {
+        let message = if code == Code::Internal {
+            "secret stack trace"
+        } else {
+            shown
+        };
+        let stand_in = StandIn {
+            peer_error: Some((code, message)),
+            ..Default::default()
+        };
+        let (router, _) = router(stand_in, health(ServingStatus::Serving).await);
+        let (status, body) = call(router, "GET", "/service-x/other-status").await;
+        assert_eq!(status, http, "{code:?}");
+        assert_eq!(body["error"]["code"], http.as_u16());
+        assert_eq!(body["error"]["message"], shown);
+    }
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_are_json() {
+    let (router, _) = router(StandIn::default(), health(ServingStatus::Serving).await);
+    let (status, body) = call(router.clone(), "GET", "/service-y/status").await;
+    assert_eq!(
+        (status, &body["error"]["status"]),
+        (StatusCode::NOT_FOUND, &serde_json::json!("NOT_FOUND"))
+    );
+    let (status, body) = call(router, "DELETE", "/service-x/status").await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(body["error"]["status"], "METHOD_NOT_ALLOWED");
+}

@@ -1,0 +1,521 @@
+//! Command line and environment.
+//!
+//! ECS configures a container through environment variables, so every setting
+//! is an environment variable first; each has a flag of the same meaning for
+//! local use. Values are parsed into types here, once: a bad value stops the
+//! process at start with exit code 64 and one line naming the variable and
+//! the value, never later at request time.
+
+use std::{
+    fmt,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    str::FromStr,
+    time::Duration,
+};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::topology::KnownService;
+
+pub const ENV_SERVICE_NAME: &str = "SERVICE_NAME";
+pub const ENV_SERVER_PORT: &str = "SERVER_PORT";
+pub const ENV_PEER_URL: &str = "PEER_URL";
+pub const ENV_BIND_ADDRESS: &str = "BIND_ADDRESS";
+pub const ENV_LOG_FORMAT: &str = "LOG_FORMAT";
+pub const ENV_DRAIN_DELAY: &str = "DRAIN_DELAY";
+pub const ENV_SHUTDOWN_TIMEOUT: &str = "SHUTDOWN_TIMEOUT";
+pub const ENV_PEER_CONNECT_TIMEOUT: &str = "PEER_CONNECT_TIMEOUT";
+pub const ENV_PEER_REQUEST_TIMEOUT: &str = "PEER_REQUEST_TIMEOUT";
+pub const ENV_PEER_KEEPALIVE_INTERVAL: &str = "PEER_KEEPALIVE_INTERVAL";
+pub const ENV_METRICS_INTERVAL: &str = "METRICS_INTERVAL";
+/// Set by the ECS agent in every container of a task.
+pub const ENV_ECS_METADATA_URI: &str = "ECS_CONTAINER_METADATA_URI_V4";
+
+/// Exit code for bad configuration: `EX_USAGE` of sysexits.h.
+pub const EXIT_BAD_CONFIG: u8 = 64;
+
+/// sysinfo ignores CPU refreshes closer together than this, so a shorter
+/// sampling interval would report stale CPU figures.
+pub const MIN_METRICS_INTERVAL: Duration = sysinfo::MINIMUM_CPU_UPDATE_INTERVAL;
+
+/// service-a and service-b, one binary. With no subcommand it runs `local`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "status-service",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Settings of `local`, the default command.
+    #[command(flatten)]
+    pub local: LocalArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve one service, configured by environment: the container entrypoint.
+    Serve(ServeArgs),
+    /// Run service-a (8201) and service-b (8202) in one process, each calling
+    /// the other over loopback. What `cargo run` does.
+    Local(LocalArgs),
+    /// Probe this host's service over gRPC health: exit 0 when SERVING, 1
+    /// otherwise. The container health check (the image has no shell or curl).
+    Healthcheck(HealthcheckArgs),
+    /// Call a service's GetStatus and print the answer as JSON (no grpcurl needed).
+    Status(StatusArgs),
+}
+
+/// Which service this is and where it listens.
+#[derive(Debug, Clone, Args)]
+pub struct ServiceArgs {
+    /// Name of this service: the prefix of its REST paths and the `service`
+    /// field of its status.
+    #[arg(long, env = ENV_SERVICE_NAME, value_name = ENV_SERVICE_NAME, default_value = "service-a")]
+    pub service_name: ServiceName,
+    /// Port for gRPC and REST [default: 8201 for service-a, 8202 for service-b].
+    #[arg(long, env = ENV_SERVER_PORT, value_name = ENV_SERVER_PORT, value_parser = parse_port)]
+    pub server_port: Option<u16>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub service: ServiceArgs,
+    /// gRPC URL of the peer service [default: the other service's Service
+    /// Connect URL, e.g. http://service-b-sc:8202 for service-a].
+    #[arg(long, env = ENV_PEER_URL, value_name = ENV_PEER_URL)]
+    pub peer_url: Option<PeerUrl>,
+    /// Address to listen on.
+    #[arg(long, env = ENV_BIND_ADDRESS, value_name = ENV_BIND_ADDRESS, default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
+    pub bind_address: IpAddr,
+    /// After SIGTERM, how long to keep answering with health NOT_SERVING, so
+    /// the ALB and Service Connect stop routing here before the server stops.
+    #[arg(long, env = ENV_DRAIN_DELAY, value_name = ENV_DRAIN_DELAY, default_value = "5s", value_parser = parse_duration)]
+    pub drain_delay: Duration,
+    /// Log format: JSON lines for CloudWatch, or text for people.
+    #[arg(long, env = ENV_LOG_FORMAT, value_name = ENV_LOG_FORMAT, default_value = "json")]
+    pub log_format: LogFormat,
+    /// ECS task metadata endpoint (set by ECS; absent elsewhere).
+    #[arg(long, env = ENV_ECS_METADATA_URI, value_name = ENV_ECS_METADATA_URI)]
+    pub ecs_metadata_uri: Option<String>,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LocalArgs {
+    /// Address both services listen on.
+    #[arg(long, env = ENV_BIND_ADDRESS, value_name = ENV_BIND_ADDRESS, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    pub bind_address: IpAddr,
+    /// After Ctrl-C, how long to keep answering with health NOT_SERVING.
+    #[arg(long, env = ENV_DRAIN_DELAY, value_name = ENV_DRAIN_DELAY, default_value = "0s", value_parser = parse_duration)]
+    pub drain_delay: Duration,
+    /// Log format.
+    #[arg(long, env = ENV_LOG_FORMAT, value_name = ENV_LOG_FORMAT, default_value = "text")]
+    pub log_format: LogFormat,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+/// Settings shared by `serve` and `local`.
+#[derive(Debug, Clone, Args)]
+pub struct RuntimeArgs {
+    /// Hard bound on stopping after the drain delay: connections still open
+    /// (a client holding a stream) are closed when it expires.
+    #[arg(long, env = ENV_SHUTDOWN_TIMEOUT, value_name = ENV_SHUTDOWN_TIMEOUT, default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+    /// Time allowed to open the TCP connection to the peer.
+    #[arg(long, env = ENV_PEER_CONNECT_TIMEOUT, value_name = ENV_PEER_CONNECT_TIMEOUT, default_value = "1s", value_parser = parse_positive_duration)]
+    pub peer_connect_timeout: Duration,
+    /// Deadline of each call to the peer (a shorter deadline from the caller wins).
+    #[arg(long, env = ENV_PEER_REQUEST_TIMEOUT, value_name = ENV_PEER_REQUEST_TIMEOUT, default_value = "2s", value_parser = parse_positive_duration)]
+    pub peer_request_timeout: Duration,
+    /// HTTP/2 keepalive ping interval on the peer connection; finds dead
+    /// connections before a request does.
+    #[arg(long, env = ENV_PEER_KEEPALIVE_INTERVAL, value_name = ENV_PEER_KEEPALIVE_INTERVAL, default_value = "20s", value_parser = parse_positive_duration)]
+    pub peer_keepalive_interval: Duration,
+    /// How often CPU and memory are sampled in the background (at least 200ms).
+    #[arg(long, env = ENV_METRICS_INTERVAL, value_name = ENV_METRICS_INTERVAL, default_value = "1s", value_parser = parse_metrics_interval)]
+    pub metrics_interval: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HealthcheckArgs {
+    #[command(flatten)]
+    pub service: ServiceArgs,
+    /// Give up (and exit 1) after this long.
+    #[arg(long, default_value = "2s", value_parser = parse_positive_duration)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// Address of the service, e.g. http://service-b-sc:8202 or 127.0.0.1:8201.
+    pub address: String,
+    /// Give up after this long.
+    #[arg(long, default_value = "2s", value_parser = parse_positive_duration)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// A configuration value that cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("must be a port number from 1 to 65535")]
+    Port,
+    #[error(
+        "must be 1 to 63 lowercase letters, digits or '-', starting with a letter (it is a URL path segment)"
+    )]
+    ServiceName,
+    #[error(
+        "must be an http:// or https:// URL with a host and no path, like http://service-b-sc:8202"
+    )]
+    PeerUrl,
+    #[error("must be a duration like 500ms, 2s or 1m")]
+    Duration,
+    #[error("must be more than 0")]
+    ZeroDuration,
+    #[error("must be at least {}", humantime::format_duration(*.0))]
+    DurationTooShort(Duration),
+    #[error("{ENV_SERVER_PORT} is required: {ENV_SERVICE_NAME}={0} has no default port")]
+    NoDefaultPort(ServiceName),
+    #[error("{ENV_PEER_URL} is required: {ENV_SERVICE_NAME}={0} has no default peer")]
+    NoDefaultPeer(ServiceName),
+}
+
+/// A service name: a DNS-label-like string, since it is a URL path segment
+/// and, on ECS, part of Service Connect names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceName(String);
+
+impl ServiceName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for ServiceName {
+    type Err = ConfigError;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        let valid = (1..=63).contains(&value.len())
+            && value.starts_with(|c: char| c.is_ascii_lowercase())
+            && value
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if valid {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err(ConfigError::ServiceName)
+        }
+    }
+}
+
+impl fmt::Display for ServiceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The peer's gRPC base URL: http(s), a host, an optional port, no path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerUrl(http::Uri);
+
+impl PeerUrl {
+    pub fn uri(&self) -> &http::Uri {
+        &self.0
+    }
+}
+
+impl FromStr for PeerUrl {
+    type Err = ConfigError;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        let uri: http::Uri = value.parse().map_err(|_| ConfigError::PeerUrl)?;
+        let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+        let host_ok = uri.host().is_some_and(|h| !h.is_empty());
+        let no_path = matches!(uri.path(), "" | "/") && uri.query().is_none();
+        if scheme_ok && host_ok && no_path {
+            Ok(Self(uri))
+        } else {
+            Err(ConfigError::PeerUrl)
+        }
+    }
+}
+
+impl fmt::Display for PeerUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // http::Uri prints a bare authority URL with a trailing '/'; peers are
+        // named without it ("http://service-b-sc:8202").
+        let text = self.0.to_string();
+        f.write_str(text.strip_suffix('/').unwrap_or(&text))
+    }
+}
+
+fn parse_port(value: &str) -> Result<u16, ConfigError> {
+    match value.parse::<u16>() {
+        Ok(port) if port != 0 => Ok(port),
+        _ => Err(ConfigError::Port),
+    }
+}
+
+fn parse_duration(value: &str) -> Result<Duration, ConfigError> {
+    humantime::parse_duration(value).map_err(|_| ConfigError::Duration)
+}
+
+fn parse_positive_duration(value: &str) -> Result<Duration, ConfigError> {
+    match parse_duration(value)? {
+        Duration::ZERO => Err(ConfigError::ZeroDuration),
+        duration => Ok(duration),
+    }
+}
+
+fn parse_metrics_interval(value: &str) -> Result<Duration, ConfigError> {
+    match parse_duration(value)? {
+        short if short < MIN_METRICS_INTERVAL => {
+            Err(ConfigError::DurationTooShort(MIN_METRICS_INTERVAL))
+        }
+        duration => Ok(duration),
+    }
+}
+
+/// Peer connection settings.
+#[derive(Debug, Clone)]
+pub struct PeerSettings {
+    pub url: PeerUrl,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub keepalive_interval: Duration,
+}
+
+/// Everything one service needs to run, resolved and validated.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    pub service_name: ServiceName,
+    pub listen_address: SocketAddr,
+    pub peer: PeerSettings,
+    pub drain_delay: Duration,
+    pub shutdown_timeout: Duration,
+    pub ecs_metadata_uri: Option<String>,
+}
+
+impl ServiceArgs {
+    /// The port: given, or the known service's default.
+    pub fn port(&self) -> Result<u16, ConfigError> {
+        self.server_port
+            .or_else(|| KnownService::named(self.service_name.as_str()).map(|s| s.port))
+            .ok_or_else(|| ConfigError::NoDefaultPort(self.service_name.clone()))
+    }
+}
+
+impl ServeArgs {
+    pub fn service_config(&self) -> Result<ServiceConfig, ConfigError> {
+        let name = &self.service.service_name;
+        let peer_url = match &self.peer_url {
+            Some(url) => url.clone(),
+            None => KnownService::named(name.as_str())
+                .map(|s| s.peer_service().service_connect_url())
+                .and_then(|url| url.parse().ok())
+                .ok_or_else(|| ConfigError::NoDefaultPeer(name.clone()))?,
+        };
+        Ok(ServiceConfig {
+            service_name: name.clone(),
+            listen_address: SocketAddr::new(self.bind_address, self.service.port()?),
+            peer: self.runtime.peer_settings(peer_url),
+            drain_delay: self.drain_delay,
+            shutdown_timeout: self.runtime.shutdown_timeout,
+            ecs_metadata_uri: self.ecs_metadata_uri.clone().filter(|uri| !uri.is_empty()),
+        })
+    }
+}
+
+impl LocalArgs {
+    /// service-a and service-b on `bind_address`, each calling the other there.
+    pub fn service_configs(&self) -> Vec<ServiceConfig> {
+        crate::topology::KNOWN_SERVICES
+            .iter()
+            .map(|service| {
+                let peer = service.peer_service();
+                let peer_address = SocketAddr::new(self.bind_address, peer.port);
+                ServiceConfig {
+                    service_name: ServiceName(service.name.to_owned()),
+                    listen_address: SocketAddr::new(self.bind_address, service.port),
+                    peer: self.runtime.peer_settings(PeerUrl::loopback(peer_address)),
+                    drain_delay: self.drain_delay,
+                    shutdown_timeout: self.runtime.shutdown_timeout,
+                    ecs_metadata_uri: None,
+                }
+            })
+            .collect()
+    }
+}
+
+impl PeerUrl {
+    /// `http://{address}`, for peers on this machine.
+    pub fn loopback(address: SocketAddr) -> Self {
+        // A SocketAddr always forms a valid authority (IPv6 in brackets).
+        Self(
+            http::Uri::builder()
+                .scheme("http")
+                .authority(address.to_string())
+                .path_and_query("/")
+                .build()
+                .unwrap_or_default(),
+        )
+    }
+}
+
+impl RuntimeArgs {
+    fn peer_settings(&self, url: PeerUrl) -> PeerSettings {
+        PeerSettings {
+            url,
+            connect_timeout: self.peer_connect_timeout,
+            request_timeout: self.peer_request_timeout,
+            keepalive_interval: self.peer_keepalive_interval,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("status-service").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn no_subcommand_means_local_on_loopback() {
+        let cli = parse(&[]).expect("parses");
+        assert!(cli.command.is_none());
+        let configs = cli.local.service_configs();
+        let summary: Vec<_> = configs
+            .iter()
+            .map(|c| {
+                (
+                    c.service_name.to_string(),
+                    c.listen_address.to_string(),
+                    c.peer.url.to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (
+                    "service-a".into(),
+                    "127.0.0.1:8201".into(),
+                    "http://127.0.0.1:8202".into()
+                ),
+                (
+                    "service-b".into(),
+                    "127.0.0.1:8202".into(),
+                    "http://127.0.0.1:8201".into()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn serve_defaults_follow_the_service_name() {
+        let cli = parse(&["serve", "--service-name", "service-b"]).expect("parses");
+        let Some(Command::Serve(args)) = cli.command else {
+            panic!("not serve")
+        };
+        let config = args.service_config().expect("valid");
+        assert_eq!(config.listen_address.to_string(), "0.0.0.0:8202");
+        assert_eq!(config.peer.url.to_string(), "http://service-a-sc:8201");
+        assert_eq!(config.drain_delay, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn unknown_service_needs_port_and_peer() {
+        let cli = parse(&["serve", "--service-name", "service-c"]).expect("parses");
+        let Some(Command::Serve(args)) = cli.command else {
+            panic!("not serve")
+        };
+        let name: ServiceName = "service-c".parse().expect("valid name");
+        assert_eq!(
+            args.service_config().unwrap_err(),
+            ConfigError::NoDefaultPeer(name)
+        );
+    }
+
+    #[test]
+    fn bad_values_are_rejected_with_the_variable_and_value() {
+        for (args, needle) in [
+            (
+                &["serve", "--server-port", "0"][..],
+                "'0' for '--server-port <SERVER_PORT>'",
+            ),
+            (
+                &["serve", "--server-port", "70000"][..],
+                "'70000' for '--server-port <SERVER_PORT>'",
+            ),
+            (
+                &["serve", "--peer-url", "ftp://x"][..],
+                "'ftp://x' for '--peer-url <PEER_URL>'",
+            ),
+            (
+                &["serve", "--peer-url", "service-b-sc:8202"][..],
+                "<PEER_URL>",
+            ),
+            (
+                &["serve", "--service-name", ""][..],
+                "'' for '--service-name <SERVICE_NAME>'",
+            ),
+            (
+                &["serve", "--drain-delay", "soon"][..],
+                "'soon' for '--drain-delay <DRAIN_DELAY>'",
+            ),
+            (
+                &["serve", "--metrics-interval", "10ms"][..],
+                "must be at least 200ms",
+            ),
+        ] {
+            let error = parse(args).expect_err("must be rejected").to_string();
+            assert!(error.contains(needle), "{args:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn peer_url_needs_http_scheme_host_and_no_path() {
+        for good in [
+            "http://service-b-sc:8202",
+            "https://peer.example",
+            "http://[::1]:8202/",
+        ] {
+            assert!(good.parse::<PeerUrl>().is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "service-b-sc:8202",
+            "grpc://x:1",
+            "http://x:1/status",
+            "http://x?q=1",
+            "http:///",
+        ] {
+            assert_eq!(bad.parse::<PeerUrl>(), Err(ConfigError::PeerUrl), "{bad}");
+        }
+        assert_eq!(
+            "http://b:8202".parse::<PeerUrl>().unwrap().to_string(),
+            "http://b:8202"
+        );
+    }
+
+    #[test]
+    fn service_names_are_path_safe() {
+        for bad in ["", "Service-A", "a/b", "-a", "1a", &"a".repeat(64)] {
+            assert!(bad.parse::<ServiceName>().is_err(), "{bad}");
+        }
+        assert!("service-a".parse::<ServiceName>().is_ok());
+    }
+}

@@ -1,0 +1,208 @@
+//! CPU and memory, sampled in the background.
+//!
+//! A sysinfo refresh costs about 0.3 ms and CPU figures need two refreshes at
+//! least 200 ms apart, so refreshing per request would be slow and wrong (the
+//! original app blocked one second per status request). A sampler thread
+//! refreshes on an interval and publishes an immutable [`Sample`]; requests
+//! read the latest one without locking.
+
+use std::{
+    sync::{Arc, Weak},
+    thread,
+    time::{Duration, Instant, SystemTime},
+};
+
+use arc_swap::ArcSwapOption;
+use sysinfo::{MINIMUM_CPU_UPDATE_INTERVAL, Pid, ProcessRefreshKind, ProcessesToUpdate, System};
+use tokio::sync::watch;
+
+/// One reading of this process and its host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub taken_at: SystemTime,
+    /// Whole system, percent of all cores.
+    pub cpu_percent: f64,
+    /// This process, percent of one core.
+    pub process_cpu_percent: f64,
+    pub memory_used_bytes: u64,
+    pub memory_total_bytes: u64,
+    pub process_memory_bytes: u64,
+    /// The limit of this process's own cgroup (the container), if one is set.
+    pub container_memory_limit_bytes: Option<u64>,
+}
+
+impl Sample {
+    pub fn memory_percent(&self) -> f64 {
+        if self.memory_total_bytes == 0 {
+            return 0.0;
+        }
+        self.memory_used_bytes as f64 * 100.0 / self.memory_total_bytes as f64
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    #[error("cannot read system metrics: {0}")]
+    Unsupported(String),
+    #[error("cannot start the metrics sampler thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// Handle to the latest sample. Cheap to clone; the sampler thread stops
+/// when the last handle is dropped.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    latest: ArcSwapOption<Sample>,
+    ready: watch::Sender<bool>,
+}
+
+impl Metrics {
+    /// Starts sampling every `interval`. The first sample is published after
+    /// sysinfo's minimum CPU interval, so CPU figures are real from the first
+    /// one: wait for [`Metrics::ready`] before reporting SERVING.
+    pub fn start(interval: Duration) -> Result<Self, MetricsError> {
+        let pid =
+            sysinfo::get_current_pid().map_err(|e| MetricsError::Unsupported(e.to_string()))?;
+        let system = System::new().map_err(|e| MetricsError::Unsupported(e.to_string()))?;
+        let shared = Arc::new(Shared {
+            latest: ArcSwapOption::empty(),
+            ready: watch::Sender::new(false),
+        });
+        let weak = Arc::downgrade(&shared);
+        thread::Builder::new()
+            .name("metrics-sampler".into())
+            .spawn(move || run_sampler(system, pid, interval, weak))?;
+        Ok(Self { shared })
+    }
+
+    /// The latest sample; `None` until the first one is taken.
+    pub fn latest(&self) -> Option<Arc<Sample>> {
+        self.shared.latest.load_full()
+    }
+
+    /// Completes once the first sample is published.
+    pub async fn ready(&self) {
+        let mut ready = self.shared.ready.subscribe();
+        // The sender lives in `shared`, which `self` keeps alive.
+        let _ = ready.wait_for(|ready| *ready).await;
+    }
+}
+
+fn run_sampler(mut system: System, pid: Pid, interval: Duration, shared: Weak<Shared>) {
+    // CPU figures are differences between two readings: prime the counters.
+    let mut previous = refresh(&mut system, pid);
+    thread::sleep(MINIMUM_CPU_UPDATE_INTERVAL);
+    loop {
+        let reading = refresh(&mut system, pid);
+        let sample = reading.sample(&previous);
+        previous = reading;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        shared.latest.store(Some(Arc::new(sample)));
+        shared.ready.send_replace(true);
+        drop(shared);
+        thread::sleep(interval);
+    }
+}
+
+/// What one refresh reads.
+struct Reading {
+    at: Instant,
+    wall_time: SystemTime,
+    system_cpu_percent: f64,
+    /// CPU time this process has used since it started, in milliseconds.
+    process_cpu_ms: u64,
+    memory_used_bytes: u64,
+    memory_total_bytes: u64,
+    process_memory_bytes: u64,
+    container_memory_limit_bytes: Option<u64>,
+}
+
+impl Reading {
+    fn sample(&self, previous: &Reading) -> Sample {
+        // Our own difference of the process's CPU time: sysinfo's per-process
+        // percentage stays 0 until a young process has used a clock tick
+        // before the first of two readings, which would make the first
+        // samples read 0% for real work.
+        let wall_ms = self.at.duration_since(previous.at).as_secs_f64() * 1000.0;
+        let cpu_ms = self.process_cpu_ms.saturating_sub(previous.process_cpu_ms) as f64;
+        Sample {
+            taken_at: self.wall_time,
+            cpu_percent: self.system_cpu_percent,
+            process_cpu_percent: if wall_ms > 0.0 {
+                cpu_ms * 100.0 / wall_ms
+            } else {
+                0.0
+            },
+            memory_used_bytes: self.memory_used_bytes,
+            memory_total_bytes: self.memory_total_bytes,
+            process_memory_bytes: self.process_memory_bytes,
+            container_memory_limit_bytes: self.container_memory_limit_bytes,
+        }
+    }
+}
+
+fn refresh(system: &mut System, pid: Pid) -> Reading {
+    system.refresh_cpu_usage();
+    system.refresh_memory();
+    system.refresh_processes_specifics(
+        ProcessesToUpdate::Some(&[pid]),
+        false,
+        ProcessRefreshKind::nothing().with_cpu().with_memory(),
+    );
+    let process = system.process(pid);
+    Reading {
+        at: Instant::now(),
+        wall_time: SystemTime::now(),
+        system_cpu_percent: f64::from(system.global_cpu_usage()),
+        process_cpu_ms: process.map_or(0, |p| p.accumulated_cpu_time()),
+        memory_used_bytes: system.used_memory(),
+        memory_total_bytes: system.total_memory(),
+        process_memory_bytes: process.map_or(0, |p| p.memory()),
+        // The process's own cgroup, not the root one: inside a container the
+        // root cgroup is the host's and carries no limit.
+        container_memory_limit_bytes: process
+            .and_then(|p| p.cgroup_limits())
+            .map(|limits| limits.total_memory),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn first_sample_has_real_figures() {
+        // Keep one core busy across the warm-up: the first sample must see it
+        // (a sample taken without primed counters reads 0% CPU).
+        let busy = thread::spawn(|| {
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_millis(600) {
+                std::hint::spin_loop();
+            }
+        });
+        let metrics = Metrics::start(Duration::from_secs(60)).expect("sysinfo works here");
+        assert!(
+            metrics.latest().is_none(),
+            "published before the CPU counters were primed"
+        );
+        tokio::time::timeout(Duration::from_secs(5), metrics.ready())
+            .await
+            .expect("ready in time");
+        let sample = metrics.latest().expect("a sample once ready");
+        assert!(sample.memory_total_bytes > 0);
+        assert!(sample.memory_used_bytes <= sample.memory_total_bytes);
+        assert!(sample.process_memory_bytes > 0);
+        assert!((0.0..=100.0).contains(&sample.memory_percent()));
+        assert!((0.0..=100.0).contains(&sample.cpu_percent));
+        assert!(sample.process_cpu_percent > 5.0, "{sample:?}");
+        assert!(sample.cpu_percent > 0.0, "{sample:?}");
+        busy.join().expect("busy thread");
+    }
+}

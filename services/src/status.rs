@@ -1,0 +1,270 @@
+//! The Status service: what a service reports about itself, and the call
+//! through to its peer. gRPC serves it directly; the REST gateway calls the
+//! same implementation in-process.
+
+use std::{
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, SystemTime},
+};
+
+use status_api::v1::{
+    EcsTask, GetPeerStatusRequest, GetPeerStatusResponse, GetStatusRequest, GetStatusResponse,
+    ServiceStatus, WatchStatusRequest, WatchStatusResponse, service_status::State,
+    status_service_server::StatusService,
+};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use crate::{metrics::Metrics, peer::PeerClient};
+
+/// WatchStatus interval when the request sets none.
+pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(1);
+/// Bounds on the WatchStatus interval: faster is a load test, not a watch;
+/// slower than the longest idle timeout of a proxy loses the stream.
+pub const WATCH_INTERVAL_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_millis(100)..=Duration::from_secs(3600);
+
+/// Where this instance is in its life, shared by the server (which drives
+/// it) and the status it reports.
+#[derive(Debug, Default)]
+pub struct Lifecycle {
+    draining: AtomicBool,
+    /// Cancelled when the server stops: ends the WatchStatus streams.
+    stopping: CancellationToken,
+}
+
+impl Lifecycle {
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    pub fn stopping(&self) -> &CancellationToken {
+        &self.stopping
+    }
+}
+
+/// What does not change while the process runs.
+#[derive(Debug)]
+pub struct Identity {
+    pub service: String,
+    pub version: String,
+    pub hostname: String,
+    pub start_time: SystemTime,
+    /// Filled in once the metadata endpoint has answered (on ECS only).
+    pub ecs_task: OnceLock<EcsTask>,
+}
+
+impl Identity {
+    pub fn new(service: &str) -> Self {
+        Self {
+            service: service.to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            hostname: sysinfo::System::host_name().unwrap_or_default(),
+            start_time: SystemTime::now(),
+            ecs_task: OnceLock::new(),
+        }
+    }
+}
+
+/// The implementation of `scdemo.status.v1.StatusService`. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct StatusApi {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    identity: Identity,
+    metrics: Metrics,
+    peer: PeerClient,
+    lifecycle: Arc<Lifecycle>,
+}
+
+impl StatusApi {
+    pub fn new(
+        identity: Identity,
+        metrics: Metrics,
+        peer: PeerClient,
+        lifecycle: Arc<Lifecycle>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                identity,
+                metrics,
+                peer,
+                lifecycle,
+            }),
+        }
+    }
+
+    pub fn identity(&self) -> &Identity {
+        &self.inner.identity
+    }
+
+    /// This instance's status from the latest metrics sample. UNAVAILABLE
+    /// only in the first ~200 ms of life, before the first sample (the
+    /// server reports NOT_SERVING until then).
+    pub fn current_status(&self) -> Result<ServiceStatus, Status> {
+        let Inner {
+            identity,
+            metrics,
+            lifecycle,
+            ..
+        } = &*self.inner;
+        let sample = metrics
+            .latest()
+            .ok_or_else(|| Status::unavailable("starting: no metrics sample yet"))?;
+        let state = if lifecycle.is_draining() {
+            State::Draining
+        } else {
+            State::Running
+        };
+        Ok(ServiceStatus {
+            service: identity.service.clone(),
+            status: state.into(),
+            version: identity.version.clone(),
+            hostname: identity.hostname.clone(),
+            start_time: Some(timestamp(identity.start_time)),
+            sample_time: Some(timestamp(sample.taken_at)),
+            uptime: Some(
+                sample
+                    .taken_at
+                    .duration_since(identity.start_time)
+                    .unwrap_or_default()
+                    .into(),
+            ),
+            cpu_percent: sample.cpu_percent,
+            process_cpu_percent: sample.process_cpu_percent,
+            memory_percent: sample.memory_percent(),
+            memory_used_bytes: sample.memory_used_bytes,
+            memory_total_bytes: sample.memory_total_bytes,
+            process_memory_bytes: sample.process_memory_bytes,
+            container_memory_limit_bytes: sample.container_memory_limit_bytes,
+            ecs_task: identity.ecs_task.get().cloned(),
+        })
+    }
+}
+
+fn timestamp(time: SystemTime) -> pbjson_types::Timestamp {
+    chrono::DateTime::<chrono::Utc>::from(time).into()
+}
+
+#[tonic::async_trait]
+impl StatusService for StatusApi {
+    async fn get_status(
+        &self,
+        _request: Request<GetStatusRequest>,
+    ) -> Result<Response<GetStatusResponse>, Status> {
+        Ok(Response::new(GetStatusResponse {
+            status: Some(self.current_status()?),
+        }))
+    }
+
+    async fn get_peer_status(
+        &self,
+        request: Request<GetPeerStatusRequest>,
+    ) -> Result<Response<GetPeerStatusResponse>, Status> {
+        let peer = &self.inner.peer;
+        match peer.get_status(request.metadata()).await {
+            Ok(response) => Ok(Response::new(response)),
+            Err(status) => {
+                tracing::warn!(peer = peer.address(), code = ?status.code(), error = status.message(), "peer call failed");
+                Err(status)
+            }
+        }
+    }
+
+    type WatchStatusStream = ReceiverStream<Result<WatchStatusResponse, Status>>;
+
+    async fn watch_status(
+        &self,
+        request: Request<WatchStatusRequest>,
+    ) -> Result<Response<Self::WatchStatusStream>, Status> {
+        let interval = watch_interval(request.get_ref())?;
+        // Fail the call itself, not the first message, while starting up.
+        self.current_status()?;
+
+        let (sender, receiver) = mpsc::channel(1);
+        let api = self.clone();
+        let stopping = self.inner.lifecycle.stopping().clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = stopping.cancelled() => {
+                        let _ = sender.send(Err(Status::unavailable("server is shutting down"))).await;
+                        return;
+                    }
+                    () = sender.closed() => return, // the client went away
+                    _ = ticks.tick() => {
+                        let message = api.current_status().map(|status| WatchStatusResponse { status: Some(status) });
+                        if sender.send(message).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(receiver)))
+    }
+}
+
+fn watch_interval(request: &WatchStatusRequest) -> Result<Duration, Status> {
+    let Some(interval) = request.interval else {
+        return Ok(DEFAULT_WATCH_INTERVAL);
+    };
+    let range = &WATCH_INTERVAL_RANGE;
+    Duration::try_from(interval)
+        .ok()
+        .filter(|interval| range.contains(interval))
+        .ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "interval must be from {} to {}",
+                humantime::format_duration(*range.start()),
+                humantime::format_duration(*range.end())
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(seconds: i64, nanos: i32) -> WatchStatusRequest {
+        WatchStatusRequest {
+            interval: Some(pbjson_types::Duration { seconds, nanos }),
+        }
+    }
+
+    #[test]
+    fn watch_interval_defaults_and_bounds() {
+        let accepted = |request: &WatchStatusRequest| watch_interval(request).ok();
+        assert_eq!(
+            accepted(&WatchStatusRequest { interval: None }),
+            Some(DEFAULT_WATCH_INTERVAL)
+        );
+        assert_eq!(
+            accepted(&request(0, 100_000_000)),
+            Some(Duration::from_millis(100))
+        );
+        assert_eq!(accepted(&request(3600, 0)), Some(Duration::from_secs(3600)));
+        for (seconds, nanos) in [(0, 0), (0, 99_999_999), (3601, 0), (-1, 0)] {
+            let error = watch_interval(&request(seconds, nanos)).expect_err("out of range");
+            assert_eq!(
+                error.code(),
+                tonic::Code::InvalidArgument,
+                "{seconds}s {nanos}ns"
+            );
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! The binary itself: configuration errors, signals, client subcommands.
+
+use std::{
+    process::{Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_status-service");
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(BINARY);
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.output().expect("the binary runs")
+}
+
+#[test]
+fn bad_configuration_exits_64_with_one_line_naming_variable_and_value() {
+    for (name, value) in [
+        ("SERVER_PORT", "0"),
+        ("SERVER_PORT", "70000"),
+        ("SERVER_PORT", "http"),
+        ("PEER_URL", "ftp://service-b-sc:8202"),
+        ("PEER_URL", "service-b-sc:8202"),
+        ("SERVICE_NAME", ""),
+        ("SERVICE_NAME", "Service A"),
+        ("DRAIN_DELAY", "soon"),
+        ("LOG_FORMAT", "xml"),
+    ] {
+        let output = run(&["serve"], &[(name, value)]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(64), "{name}={value}: {stderr}");
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "{name}={value}: one line: {stderr}"
+        );
+        assert!(
+            stderr.contains(name) && stderr.contains(&format!("'{value}'")),
+            "{name}={value}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn an_unknown_service_without_port_is_a_configuration_error() {
+    let output = run(&["serve"], &[("SERVICE_NAME", "service-c")]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("SERVICE_NAME=service-c"), "{stderr}");
+}
+
+#[test]
+fn help_lists_every_environment_variable() {
+    let output = run(&["serve", "--help"], &[]);
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for variable in [
+        "SERVICE_NAME",
+        "SERVER_PORT",
+        "PEER_URL",
+        "BIND_ADDRESS",
+        "DRAIN_DELAY",
+        "LOG_FORMAT",
+        "SHUTDOWN_TIMEOUT",
+        "PEER_CONNECT_TIMEOUT",
+        "PEER_REQUEST_TIMEOUT",
+        "PEER_KEEPALIVE_INTERVAL",
+        "METRICS_INTERVAL",
+        "ECS_CONTAINER_METADATA_URI_V4",
+    ] {
+        assert!(
+            help.contains(&format!("[env: {variable}")),
+            "{variable} missing from:\n{help}"
+        );
+    }
+}
+
+/// A free port: bound, then released (a tiny race, fine on loopback).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+#[test]
+fn serve_answers_healthcheck_and_status_then_exits_0_on_sigterm() {
+    let port = free_port().to_string();
+    let mut server = Command::new(BINARY)
+        .args(["serve"])
+        .env("SERVICE_NAME", "service-b")
+        .env("SERVER_PORT", &port)
+        .env("BIND_ADDRESS", "127.0.0.1")
+        .env("PEER_URL", "http://127.0.0.1:9")
+        .env("DRAIN_DELAY", "200ms")
+        .env("SHUTDOWN_TIMEOUT", "1s")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("server starts");
+
+    let env = [
+        ("SERVICE_NAME", "service-b"),
+        ("SERVER_PORT", port.as_str()),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !run(&["healthcheck"], &env).status.success() {
+        assert!(Instant::now() < deadline, "never healthy");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = run(&["status", &format!("127.0.0.1:{port}")], &[]);
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&status.stdout).expect("status prints JSON");
+    assert_eq!(json["status"]["service"], "service-b");
+
+    let started = Instant::now();
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let exit = server.wait().expect("server exits");
+    assert_eq!(exit.code(), Some(0));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+
+    // JSON log lines by default, with the bound address and version at start.
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(server.stdout.as_mut().expect("piped"), &mut stdout)
+        .expect("read");
+    let first: serde_json::Value =
+        serde_json::from_str(stdout.lines().next().expect("a log line")).expect("JSON line");
+    assert_eq!(first["message"], "listening");
+    assert_eq!(first["address"], format!("127.0.0.1:{port}"));
+    assert_eq!(first["version"], env!("CARGO_PKG_VERSION"));
+
+    // Unhealthy once it is gone.
+    assert_eq!(run(&["healthcheck"], &env).status.code(), Some(1));
+}
+
+#[test]
+fn status_of_an_unreachable_address_fails_cleanly() {
+    let output = run(&["status", "127.0.0.1:9", "--timeout", "500ms"], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).starts_with("error: cannot connect to 127.0.0.1:9")
+    );
+}

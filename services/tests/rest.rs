@@ -1,0 +1,126 @@
+//! The REST gateway over HTTP/1.1 and h2c, on both services.
+
+mod common;
+
+use common::{REST_VERSIONS, TestPair, get, get_http1, send};
+use http::{Method, StatusCode, Version};
+use status_api::v1::{GetStatusRequest, ServiceStatus};
+
+#[tokio::test]
+async fn every_rest_path_answers_json_over_http1_and_h2c() {
+    let pair = TestPair::start().await;
+    for (service, peer) in [(&pair.a, &pair.b), (&pair.b, &pair.a)] {
+        for version in REST_VERSIONS {
+            let name = service.name;
+            let health = get(
+                service.address,
+                &format!("/{name}/healthcheck"),
+                version,
+                &[],
+            )
+            .await;
+            assert_eq!(health.status, StatusCode::OK, "{name} {version:?}");
+            assert_eq!(health.content_type(), "application/json");
+            assert_eq!(health.json(), serde_json::json!({ "status": "SERVING" }));
+
+            let status = get(service.address, &format!("/{name}/status"), version, &[]).await;
+            assert_eq!(status.status, StatusCode::OK, "{name} {version:?}");
+            let body = status.json();
+            assert_eq!(body["service"], name);
+            assert_eq!(body["status"], "STATE_RUNNING");
+            // The original API's fields, with their meanings.
+            assert!(
+                body["cpu_percent"].is_number() && body["memory_percent"].is_number(),
+                "{body}"
+            );
+
+            let other = get(
+                service.address,
+                &format!("/{name}/other-status"),
+                version,
+                &[],
+            )
+            .await;
+            assert_eq!(
+                other.status,
+                StatusCode::OK,
+                "{name} {version:?}: {:?}",
+                other.body
+            );
+            let body = other.json();
+            assert_eq!(body["status"]["service"], peer.name, "{body}");
+            assert_eq!(body["peer_address"], peer.url());
+            assert!(
+                body["latency"].as_str().is_some_and(|l| l.ends_with('s')),
+                "{body}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn rest_json_is_the_proto3_json_of_the_grpc_answer() {
+    let pair = TestPair::start().await;
+    let grpc_answer = pair
+        .a
+        .grpc()
+        .await
+        .get_status(GetStatusRequest {})
+        .await
+        .expect("GetStatus");
+    let grpc_status = grpc_answer.into_inner().status.expect("status set");
+
+    let rest = get_http1(pair.a.address, "/service-a/status").await;
+    // The very bytes the proto3 JSON mapping gives for the gRPC message...
+    let expected = serde_json::to_string(&grpc_status).expect("serialize");
+    assert_eq!(std::str::from_utf8(&rest.body).expect("UTF-8"), expected);
+    // ...and they parse back into the same message (exact floats: the
+    // float_roundtrip feature of serde_json, enabled for tests).
+    let parsed: ServiceStatus =
+        serde_json::from_slice(&rest.body).expect("REST JSON is proto3 JSON");
+    assert_eq!(parsed, grpc_status);
+}
+
+#[tokio::test]
+async fn unknown_paths_and_methods_are_json_errors_not_200() {
+    let pair = TestPair::start().await;
+    for version in REST_VERSIONS {
+        for path in [
+            "/",
+            "/service-a",
+            "/service-a/nope",
+            "/service-b/status",
+            "/scdemo.status.v1.StatusService/GetStatus",
+        ] {
+            let reply = get(pair.a.address, path, version, &[]).await;
+            assert_eq!(reply.status, StatusCode::NOT_FOUND, "{path} {version:?}");
+            assert_eq!(reply.json()["error"]["status"], "NOT_FOUND");
+        }
+    }
+    let post = send(
+        pair.a.address,
+        Method::POST,
+        "/service-a/status",
+        Version::HTTP_11,
+        &[],
+    )
+    .await;
+    assert_eq!(post.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(post.json()["error"]["code"], 405);
+}
+
+#[tokio::test]
+async fn every_response_echoes_or_assigns_a_request_id() {
+    let pair = TestPair::start().await;
+    let given = get(
+        pair.a.address,
+        "/service-a/status",
+        Version::HTTP_11,
+        &[("x-request-id", "given-42")],
+    )
+    .await;
+    assert_eq!(given.headers["x-request-id"], "given-42");
+    let assigned = get_http1(pair.a.address, "/service-a/nope").await;
+    let id = assigned.headers["x-request-id"].to_str().expect("ascii");
+    assert_eq!(id.len(), 36, "a UUID: {id}");
+}
