@@ -1,0 +1,415 @@
+#!/usr/bin/env bash
+# Build, push and deploy the status services to ECS Fargate (Terraform in IaC/),
+# then smoke-test them through the ALB. Also tears everything down.
+#
+# Usage:
+#   scripts/deploy.sh [deploy] [TERRAFORM_ARGS...]  # ECR -> build/push -> apply -> wait -> smoke test
+#   scripts/deploy.sh build    [TERRAFORM_ARGS...]  # ECR -> build/push only; prints the image tag
+#   scripts/deploy.sh smoke    [TERRAFORM_ARGS...]  # smoke test the current deployment again
+#   scripts/deploy.sh destroy  [TERRAFORM_ARGS...]  # terraform destroy (same as scripts/destroy.sh)
+#
+#   TERRAFORM_ARGS are passed to `terraform apply/destroy/console`, e.g.
+#   -var task_cpu=512 or -var-file=prod.tfvars. Terraform runs with -chdir=IaC,
+#   so a relative -var-file here is relative to IaC/ (use TF_VAR_FILE for a path
+#   relative to where you are). IaC/terraform.tfvars is loaded automatically.
+#
+# Flow of `deploy` (no service is created before its image exists):
+#   1. check tools and the AWS identity
+#   2. terraform init; apply -target=aws_ecr_repository.app (only the repository)
+#   3. image tag = <git sha, 12 chars>[-dirty-<UTC timestamp>]-<amd64|arm64>
+#      (immutable; the arch suffix keeps an image of the wrong architecture from
+#      ever being reused when cpu_architecture changes)
+#   4. if that tag is not in ECR yet: docker login + docker buildx build --push
+#      for the platform matching var.cpu_architecture (X86_64 -> linux/amd64,
+#      ARM64 -> linux/arm64; the Dockerfile cross-compiles, no QEMU needed)
+#   5. terraform apply -var image_tag=<tag>
+#   6. aws ecs wait services-stable for both services; on the first deployment,
+#      restart both once (a Service Connect task only knows the aliases that
+#      existed when it started) and wait again
+#   7. curl the six REST paths through the ALB (fails unless all answer 200)
+#   8. print the ECS Exec + grpcurl command (terraform output grpcurl_exec_command)
+#
+# Prerequisites: bash, git, terraform >= 1.5, AWS CLI v2 with credentials for the
+# target account (ECS Exec additionally needs the Session Manager plugin), docker
+# with buildx and a running engine (deploy/build), curl (deploy/smoke); jq optional.
+#
+# Environment (all optional):
+#   AWS_REGION        region; exported as TF_VAR_aws_region unless that is set
+#                     (a value in a tfvars file still wins, and every AWS CLI call
+#                     below uses the region Terraform ends up with; default us-east-2)
+#   AWS_PROFILE       the usual AWS CLI / Terraform credential selection
+#   CPU_ARCHITECTURE  X86_64 or ARM64: passed as -var cpu_architecture=...;
+#                     unset = whatever Terraform resolves (tfvars / default X86_64)
+#   TF_VAR_FILE       a .tfvars file (path relative to the current directory)
+#   TF_INIT_ARGS      extra `terraform init` arguments, e.g. "-backend-config=backend.hcl"
+#   IMAGE_TAG         deploy this tag instead of computing one (built and pushed
+#                     from the current tree if it is not in ECR yet)
+#   AUTO_APPROVE=1    pass -auto-approve to terraform apply/destroy (CI)
+#   CURL_INSECURE     auto (default) | 1 | 0. auto adds curl -k when the ALB URL is
+#                     the ALB's own *.elb.amazonaws.com name: no trusted certificate
+#                     can match it (without certificate_arn the listener serves the
+#                     self-signed demo certificate).
+#   SMOKE_ATTEMPTS    attempts per smoke-test URL, with backoff (default 8, ~3 min)
+#
+# Destroy: the ECR repository is deleted with its images only when
+# var.ecr_force_delete is true (the default). With ecr_force_delete=false,
+# empty the repository first or apply force_delete before destroying:
+#   terraform -chdir=IaC apply -target=aws_ecr_repository.app -var ecr_force_delete=true -var image_tag=destroy
+# alb_deletion_protection=true also blocks destroy until it is set false and applied.
+
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+iac_dir="${repo_root}/IaC"
+
+log() { printf '==> %s\n' "$*" >&2; }
+warn() { printf 'WARN: %s\n' "$*" >&2; }
+die() {
+  printf 'ERROR: %s\n' "$*" >&2
+  exit 1
+}
+
+need() {
+  local tool
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null 2>&1 || die "'$tool' is required but not on PATH"
+  done
+}
+
+# ---------------------------------------------------------------- terraform args
+# tf_args: user arguments for apply/destroy/console (bash 3.2 safe: always
+# expanded as ${tf_args[@]+"${tf_args[@]}"} so an empty array is fine with set -u).
+tf_args=()
+approve_args=()
+init_args=()
+
+setup_terraform_args() {
+  if [[ -n "${AWS_REGION:-}" && -z "${TF_VAR_aws_region:-}" ]]; then
+    export TF_VAR_aws_region="${AWS_REGION}"
+  fi
+  if [[ -n "${TF_VAR_FILE:-}" ]]; then
+    [[ -f "${TF_VAR_FILE}" ]] || die "TF_VAR_FILE=${TF_VAR_FILE} does not exist"
+    local abs
+    abs="$(cd "$(dirname "${TF_VAR_FILE}")" && pwd)/$(basename "${TF_VAR_FILE}")"
+    tf_args+=("-var-file=${abs}")
+  fi
+  if [[ -n "${CPU_ARCHITECTURE:-}" ]]; then
+    case "${CPU_ARCHITECTURE}" in
+      X86_64 | ARM64) tf_args+=("-var" "cpu_architecture=${CPU_ARCHITECTURE}") ;;
+      *) die "CPU_ARCHITECTURE must be X86_64 or ARM64 (got '${CPU_ARCHITECTURE}')" ;;
+    esac
+  fi
+  if [[ "${AUTO_APPROVE:-0}" == "1" ]]; then
+    approve_args=("-auto-approve")
+  fi
+  if [[ -n "${TF_INIT_ARGS:-}" ]]; then
+    read -r -a init_args <<<"${TF_INIT_ARGS}"
+  fi
+}
+
+tf() { terraform -chdir="${iac_dir}" "$@"; }
+
+tf_init() {
+  log "terraform init"
+  tf init -input=false ${init_args[@]+"${init_args[@]}"} >&2
+}
+
+# Evaluate an expression with the same variables apply would use (tfvars,
+# TF_VAR_*, -var/-var-file); prints the bare string.
+tf_eval() {
+  local out err_file="${body_file}.tf_eval"
+  if ! out="$(printf '%s\n' "$1" | tf console -var image_tag=console ${tf_args[@]+"${tf_args[@]}"} 2>"${err_file}")" ||
+    [[ -z "${out}" ]]; then
+    cat "${err_file}" >&2
+    rm -f "${err_file}"
+    die "terraform console could not evaluate: $1"
+  fi
+  rm -f "${err_file}"
+  out="${out#\"}"
+  printf '%s\n' "${out%\"}"
+}
+
+tf_output_raw() { tf output -raw "$1"; }
+
+# ------------------------------------------------------------------------ checks
+check_aws_identity() {
+  local who
+  who="$(aws sts get-caller-identity --region "${region}" --query Arn --output text)" ||
+    die "no working AWS credentials (aws sts get-caller-identity failed)"
+  log "AWS identity: ${who} (region ${region})"
+}
+
+check_docker() {
+  docker buildx version >/dev/null 2>&1 || die "docker buildx is required (Docker >= 23 or the buildx plugin)"
+  docker info >/dev/null 2>&1 || die "the Docker engine is not reachable (docker info failed)"
+}
+
+# ------------------------------------------------------------------------- image
+# Sets: region, cpu_arch, platform, arch_suffix (from Terraform's resolved vars).
+resolve_settings() {
+  local resolved
+  resolved="$(tf_eval 'format("%s %s", var.aws_region, var.cpu_architecture)')"
+  read -r region cpu_arch <<<"${resolved}"
+  [[ -n "${region:-}" && -n "${cpu_arch:-}" ]] || die "could not resolve aws_region/cpu_architecture from Terraform (got '${resolved}')"
+  case "${cpu_arch}" in
+    X86_64) platform="linux/amd64" arch_suffix="amd64" ;;
+    ARM64) platform="linux/arm64" arch_suffix="arm64" ;;
+    *) die "unexpected cpu_architecture '${cpu_arch}'" ;;
+  esac
+  export AWS_REGION="${region}" AWS_DEFAULT_REGION="${region}"
+  log "region ${region}, cpu_architecture ${cpu_arch} (image platform ${platform})"
+}
+
+compute_tag() {
+  if [[ -n "${IMAGE_TAG:-}" ]]; then
+    printf '%s\n' "${IMAGE_TAG}"
+    return
+  fi
+  local sha dirty=""
+  sha="$(git -C "${repo_root}" rev-parse --short=12 HEAD 2>/dev/null)" ||
+    die "not a git checkout with a commit: set IMAGE_TAG"
+  if [[ -n "$(git -C "${repo_root}" status --porcelain)" ]]; then
+    dirty="-dirty-$(date -u +%Y%m%d%H%M%S)"
+  fi
+  printf '%s%s-%s\n' "${sha}" "${dirty}" "${arch_suffix}"
+}
+
+# 0 = tag exists, 1 = not found; any other error is fatal.
+image_exists() {
+  local repo_name="$1" tag="$2" err
+  if err="$(aws ecr describe-images --region "${region}" --repository-name "${repo_name}" \
+    --image-ids "imageTag=${tag}" --query 'imageDetails[0].imageDigest' --output text 2>&1)"; then
+    return 0
+  fi
+  [[ "${err}" == *ImageNotFoundException* ]] && return 1
+  die "aws ecr describe-images failed: ${err}"
+}
+
+# Creates the ECR repository, builds and pushes the image if needed; sets image_tag.
+ensure_image() {
+  log "creating the ECR repository (terraform apply -target=aws_ecr_repository.app)"
+  tf apply -input=false ${approve_args[@]+"${approve_args[@]}"} -target=aws_ecr_repository.app \
+    ${tf_args[@]+"${tf_args[@]}"} -var image_tag=bootstrap >&2
+
+  local repo_url registry repo_name
+  repo_url="$(tf_output_raw ecr_repository_url)" || die "terraform output ecr_repository_url is missing"
+  [[ "${repo_url}" == *.dkr.ecr.*/* ]] || die "unexpected ecr_repository_url '${repo_url}'"
+  registry="${repo_url%%/*}"
+  repo_name="${repo_url#*/}"
+
+  image_tag="$(compute_tag)"
+  if image_exists "${repo_name}" "${image_tag}"; then
+    log "image ${repo_url}:${image_tag} is already in ECR: not rebuilding"
+    return
+  fi
+
+  check_docker
+  log "docker login ${registry}"
+  aws ecr get-login-password --region "${region}" |
+    docker login --username AWS --password-stdin "${registry}" >/dev/null
+
+  log "building and pushing ${repo_url}:${image_tag} (${platform})"
+  # No provenance/SBOM attestations: the tag stays a plain single-platform
+  # image manifest, which ECR basic scan-on-push can scan.
+  docker buildx build \
+    --platform "${platform}" \
+    --provenance=false --sbom=false \
+    --build-arg "VCS_REF=$(git -C "${repo_root}" rev-parse HEAD 2>/dev/null || echo unknown)" \
+    --tag "${repo_url}:${image_tag}" \
+    --push \
+    "${repo_root}" >&2
+}
+
+# ---------------------------------------------------------------------- services
+# Sets the arrays `services` (ECS service names) and the string `cluster`.
+read_services() {
+  local names_json
+  cluster="$(tf_output_raw cluster_name)"
+  names_json="$(tf output -json service_names)"
+  services=()
+  if command -v jq >/dev/null 2>&1; then
+    read -r -a services <<<"$(jq -r '[.[]] | join(" ")' <<<"${names_json}")"
+  else
+    # {"service-a":"name-a","service-b":"name-b"}: ECS names hold no , : or "
+    read -r -a services <<<"$(tr -d '{}" \n' <<<"${names_json}" | tr ',' '\n' | cut -d: -f2 | tr '\n' ' ')"
+  fi
+  [[ ${#services[@]} -gt 0 ]] || die "terraform output service_names is empty"
+}
+
+wait_stable() {
+  local cluster services
+  read_services
+
+  log "waiting for ${services[*]} in ${cluster} to become stable (aws ecs wait services-stable, up to 10 min)"
+  if ! aws ecs wait services-stable --region "${region}" --cluster "${cluster}" --services "${services[@]}"; then
+    warn "services did not become stable; latest events:"
+    aws ecs describe-services --region "${region}" --cluster "${cluster}" --services "${services[@]}" \
+      --query 'services[].{service:serviceName,running:runningCount,desired:desiredCount,events:events[:5].message}' \
+      --output json >&2 || true
+    die "deployment not stable (the circuit breaker may be rolling back; see the events above and the CloudWatch logs)"
+  fi
+}
+
+# A Service Connect task only knows the client aliases that existed when it
+# started. On the first deployment both services start together, so a task
+# of one may miss the other's alias: restart both once, now that both exist.
+restart_after_first_deployment() {
+  local cluster services service
+  read_services
+  log "first deployment: restarting ${services[*]} so each task knows the other's Service Connect name"
+  for service in "${services[@]}"; do
+    aws ecs update-service --region "${region}" --cluster "${cluster}" --service "${service}" \
+      --force-new-deployment --query 'service.serviceName' --output text >&2
+  done
+  wait_stable
+}
+
+smoke_test() {
+  local alb_url
+  alb_url="$(tf_output_raw alb_url)" || die "terraform output alb_url is missing"
+  alb_url="${alb_url%/}"
+  [[ -n "${alb_url}" ]] || die "terraform output alb_url is empty"
+
+  local curl_opts=(-sS -L --connect-timeout 5 --max-time 15 -o "${body_file}" -w '%{http_code}')
+  local host="${alb_url#*://}"
+  host="${host%%[:/]*}"
+  case "${CURL_INSECURE:-auto}" in
+    1) curl_opts+=(-k) ;;
+    0) ;;
+    auto)
+      if [[ "${host}" == *.elb.amazonaws.com ]]; then
+        curl_opts+=(-k)
+        log "curl -k: ${host} is the ALB's own name, which no trusted certificate matches (the demo certificate is self-signed)"
+      fi
+      ;;
+    *) die "CURL_INSECURE must be auto, 1 or 0" ;;
+  esac
+
+  local attempts="${SMOKE_ATTEMPTS:-8}" failed=0 svc path url n delay code
+  log "smoke test through ${alb_url}"
+  for svc in service-a service-b; do
+    for path in healthcheck status other-status; do
+      url="${alb_url}/${svc}/${path}"
+      n=1
+      delay=2
+      while :; do
+        : >"${body_file}"
+        code="$(curl "${curl_opts[@]}" "${url}")" || code="000"
+        if [[ "${code}" == "200" ]]; then
+          printf '  200 %s  %s\n' "${url}" "$(head -c 200 "${body_file}" | tr -d '\n')" >&2
+          break
+        fi
+        if ((n >= attempts)); then
+          printf '  %s %s  FAILED after %d attempts: %s\n' "${code}" "${url}" "${n}" \
+            "$(head -c 300 "${body_file}" 2>/dev/null | tr -d '\n')" >&2
+          failed=1
+          break
+        fi
+        sleep "${delay}"
+        n=$((n + 1))
+        delay=$((delay * 2 > 30 ? 30 : delay * 2))
+      done
+    done
+  done
+  ((failed == 0)) || die "smoke test failed"
+  log "smoke test passed: all six REST paths answered 200"
+}
+
+print_grpcurl() {
+  local cmd
+  cmd="$(tf_output_raw grpcurl_exec_command 2>/dev/null || true)"
+  if [[ -z "${cmd}" ]]; then
+    log "in-cluster grpcurl toolbox is off (set -var toolbox_enabled=true to get one)"
+    return
+  fi
+  cat >&2 <<EOF
+
+gRPC from inside the cluster: this runs grpcurl in the toolbox task through ECS
+Exec (needs the AWS CLI Session Manager plugin). Service Connect names such as
+service-a-sc:8201 and service-b-sc:8202 resolve only inside ECS services, not from
+your machine or a standalone run-task. Paste it, or change the grpcurl arguments
+(e.g. 'grpcurl -plaintext service-a-sc:8201 scdemo.status.v1.StatusService/GetStatus'):
+
+  ${cmd}
+
+EOF
+}
+
+# -------------------------------------------------------------------- subcommands
+cmd_deploy() {
+  need terraform aws git curl
+  tf_init
+  resolve_settings
+  check_aws_identity
+  ensure_image
+  local first_deployment=1
+  if tf state list 2>/dev/null | grep -q '^aws_ecs_service\.'; then first_deployment=0; fi
+  log "deploying image tag ${image_tag}"
+  tf apply -input=false ${approve_args[@]+"${approve_args[@]}"} ${tf_args[@]+"${tf_args[@]}"} \
+    -var "image_tag=${image_tag}" >&2
+  wait_stable
+  if [[ ${first_deployment} == 1 ]]; then restart_after_first_deployment; fi
+  smoke_test
+  print_grpcurl
+  log "deployed ${image_tag}"
+}
+
+cmd_build() {
+  need terraform aws git
+  tf_init
+  resolve_settings
+  check_aws_identity
+  ensure_image
+  printf '%s\n' "${image_tag}"
+}
+
+cmd_smoke() {
+  need terraform curl
+  smoke_test
+  print_grpcurl
+}
+
+cmd_destroy() {
+  need terraform
+  tf_init
+  log "terraform destroy (the ECR repository goes with its images only if ecr_force_delete=true, the default)"
+  tf destroy -input=false ${approve_args[@]+"${approve_args[@]}"} ${tf_args[@]+"${tf_args[@]}"} \
+    -var image_tag=destroy
+}
+
+main() {
+  local sub="deploy"
+  case "${1:-}" in
+    -h | --help | help)
+      sed -n '2,/^$/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+      return
+      ;;
+  esac
+  if [[ $# -gt 0 && "$1" != -* ]]; then
+    sub="$1"
+    shift
+  fi
+  tf_args=("$@")
+  setup_terraform_args
+
+  body_file="$(mktemp)"
+  trap 'rm -f "${body_file}" "${body_file}.tf_eval"' EXIT
+
+  case "${sub}" in
+    deploy) cmd_deploy ;;
+    build) cmd_build ;;
+    smoke) cmd_smoke ;;
+    destroy) cmd_destroy ;;
+    *) die "unknown subcommand '${sub}' (deploy, build, smoke, destroy, help)" ;;
+  esac
+}
+
+# Globals set by the functions above.
+region=""
+cpu_arch=""
+platform=""
+arch_suffix=""
+image_tag=""
+body_file=""
+
+main "$@"
