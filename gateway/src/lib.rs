@@ -19,10 +19,12 @@
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwapOption;
 use axum::{
     Json, Router,
-    extract::State,
-    http::{HeaderMap, StatusCode},
+    body::Bytes,
+    extract::{Request, State},
+    http::{HeaderValue, StatusCode, header::CONTENT_TYPE},
     response::{IntoResponse, Response},
     routing::get,
 };
@@ -65,13 +67,18 @@ where
         .route(&other_status_path(service), get(get_peer_status::<S, H>))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(Backends { status, health })
+        .with_state(Backends {
+            status,
+            health,
+            status_json: Arc::default(),
+        })
 }
 
 /// The in-process gRPC implementations the routes call.
 struct Backends<S, H> {
     status: Arc<S>,
     health: Arc<H>,
+    status_json: Arc<JsonCache<ServiceStatus>>,
 }
 
 // Derived Clone would require `S: Clone` and `H: Clone`; only the Arcs are cloned.
@@ -80,14 +87,49 @@ impl<S, H> Clone for Backends<S, H> {
         Self {
             status: Arc::clone(&self.status),
             health: Arc::clone(&self.health),
+            status_json: Arc::clone(&self.status_json),
         }
     }
 }
 
-/// A gRPC request carrying the HTTP headers as metadata, so the
+/// The last message served and its JSON. A status changes once per metrics
+/// sample (a second) while it is asked for thousands of times a second, and
+/// its proto3 JSON (RFC 3339 timestamps, durations) was the largest cost of
+/// a `/status` request.
+#[derive(Default)]
+struct JsonCache<T> {
+    last: ArcSwapOption<(T, Bytes)>,
+}
+
+impl<T: serde::Serialize + PartialEq> JsonCache<T> {
+    fn to_json(&self, message: T) -> Result<Bytes, ApiError> {
+        if let Some(last) = &*self.last.load()
+            && last.0 == message
+        {
+            return Ok(last.1.clone());
+        }
+        let json = Bytes::from(serde_json::to_vec(&message).map_err(|e| {
+            ApiError::Grpc(tonic::Status::internal(format!("cannot encode JSON: {e}")))
+        })?);
+        self.last.store(Some(Arc::new((message, json.clone()))));
+        Ok(json)
+    }
+}
+
+/// A 200 JSON response with a body already encoded.
+fn json_response(body: Bytes) -> Response {
+    (
+        [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        body,
+    )
+        .into_response()
+}
+
+/// A gRPC request carrying the HTTP request's headers as metadata, so the
 /// implementation sees what a gRPC caller would send (`x-request-id` above
-/// all, which it passes on to the peer).
-fn grpc_request<T>(headers: HeaderMap, message: T) -> tonic::Request<T> {
+/// all, which it passes on to the peer). The headers are moved, not copied.
+fn grpc_request<T>(mut request: Request, message: T) -> tonic::Request<T> {
+    let headers = std::mem::take(request.headers_mut());
     tonic::Request::from_parts(
         MetadataMap::from_headers(headers),
         tonic::Extensions::default(),
@@ -95,14 +137,14 @@ fn grpc_request<T>(headers: HeaderMap, message: T) -> tonic::Request<T> {
     )
 }
 
-async fn healthcheck<S, H>(State(backends): State<Backends<S, H>>, headers: HeaderMap) -> Response
+async fn healthcheck<S, H>(State(backends): State<Backends<S, H>>, request: Request) -> Response
 where
     S: StatusService,
     H: Health,
 {
     // "" is the whole server, as in the gRPC health checking protocol.
     let request = grpc_request(
-        headers,
+        request,
         HealthCheckRequest {
             service: String::new(),
         },
@@ -116,8 +158,8 @@ where
                 StatusCode::SERVICE_UNAVAILABLE
             };
             // The proto3 JSON mapping of grpc.health.v1.HealthCheckResponse.
-            let body = serde_json::json!({ "status": serving.as_str_name() });
-            (code, Json(body)).into_response()
+            let body = format!(r#"{{"status":"{}"}}"#, serving.as_str_name());
+            (code, json_response(Bytes::from(body))).into_response()
         }
         Err(status) => ApiError::Grpc(status).into_response(),
     }
@@ -125,30 +167,30 @@ where
 
 async fn get_status<S, H>(
     State(backends): State<Backends<S, H>>,
-    headers: HeaderMap,
-) -> Result<Json<ServiceStatus>, ApiError>
+    request: Request,
+) -> Result<Response, ApiError>
 where
     S: StatusService,
     H: Health,
 {
     let response = backends
         .status
-        .get_status(grpc_request(headers, GetStatusRequest {}))
+        .get_status(grpc_request(request, GetStatusRequest {}))
         .await?;
     // The REST body is the status itself (like google.api.http's
     // `response_body: "status"`), which keeps the original API's flat shape.
-    response
+    let status = response
         .into_inner()
         .status
-        .map(Json)
         .ok_or(ApiError::Grpc(tonic::Status::internal(
             "GetStatus returned no status",
-        )))
+        )))?;
+    Ok(json_response(backends.status_json.to_json(status)?))
 }
 
 async fn get_peer_status<S, H>(
     State(backends): State<Backends<S, H>>,
-    headers: HeaderMap,
+    request: Request,
 ) -> Result<Json<GetPeerStatusResponse>, ApiError>
 where
     S: StatusService,
@@ -156,7 +198,7 @@ where
 {
     let response = backends
         .status
-        .get_peer_status(grpc_request(headers, GetPeerStatusRequest {}))
+        .get_peer_status(grpc_request(request, GetPeerStatusRequest {}))
         .await?;
     Ok(Json(response.into_inner()))
 }

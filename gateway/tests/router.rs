@@ -23,6 +23,8 @@ use tower::ServiceExt;
 struct StandIn {
     peer_error: Option<(Code, &'static str)>,
     request_ids: Mutex<Vec<String>>,
+    /// Reported as cpu_percent; a test changes it between calls.
+    cpu_percent: Mutex<f64>,
 }
 
 #[tonic::async_trait]
@@ -39,7 +41,7 @@ impl StatusService for StandIn {
         }
         let status = ServiceStatus {
             service: "service-x".into(),
-            cpu_percent: 12.5,
+            cpu_percent: *self.cpu_percent.lock().unwrap(),
             ..Default::default()
         };
         Ok(Response::new(GetStatusResponse {
@@ -100,15 +102,23 @@ fn router(status: StandIn, health: Arc<HealthService>) -> (axum::Router, Arc<Sta
 
 #[tokio::test]
 async fn status_is_the_proto3_json_of_the_message_and_gets_the_headers() {
-    let (router, stand_in) = router(StandIn::default(), health(ServingStatus::Serving).await);
-    let (code, body) = call(router, "GET", "/service-x/status").await;
+    let stand_in = StandIn {
+        cpu_percent: Mutex::new(12.5),
+        ..Default::default()
+    };
+    let (router, stand_in) = router(stand_in, health(ServingStatus::Serving).await);
+    let (code, body) = call(router.clone(), "GET", "/service-x/status").await;
     assert_eq!(code, StatusCode::OK);
     assert_eq!(body["service"], "service-x");
     assert_eq!(body["cpu_percent"], 12.5);
+    // The encoded JSON is reused only while the status is unchanged.
+    *stand_in.cpu_percent.lock().unwrap() = 50.0;
+    let (_, body) = call(router, "GET", "/service-x/status").await;
+    assert_eq!(body["cpu_percent"], 50.0);
     // Default values are written out, not dropped, so the shape is stable.
     assert_eq!(body["memory_percent"], 0.0);
     assert_eq!(body["status"], "STATE_UNSPECIFIED");
-    assert_eq!(*stand_in.request_ids.lock().unwrap(), ["id-1"]);
+    assert_eq!(*stand_in.request_ids.lock().unwrap(), ["id-1", "id-1"]);
 }
 
 #[tokio::test]

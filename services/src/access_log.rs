@@ -1,9 +1,15 @@
-//! One log line per request, REST or gRPC: method, path (the rpc, for gRPC),
-//! HTTP status, gRPC status, latency and request id.
+//! Request ids, and one log line per request, REST or gRPC: method, path
+//! (the rpc, for gRPC), HTTP status, gRPC status, latency and request id.
 //!
-//! The request id (`x-request-id`, set by tower-http's request-id layer when
-//! the caller sent none) is also a field of the request's tracing span, so
-//! every line logged while handling the request carries it.
+//! Every request gets an `x-request-id`: the caller's, or a new UUID v4. It
+//! is echoed on the response, handed to the handlers in the request headers
+//! (the peer call passes it on), and written as a field of the line, as of
+//! every other line logged about the request (the peer call's warning, in
+//! both services). Two measured choices keep this cheap on the hot path: the
+//! id is a plain field, not a tracing span (a span per request and its
+//! re-serialisation into each line cost more than the line itself), and it is
+//! handled here rather than by tower-http's request-id layers (two more
+//! layers and an extensions map per request: ~0.5 us of a 6 us request).
 //!
 //! A gRPC status usually comes in the trailers, after the body; a stream's
 //! latency is its whole life. So for gRPC the line is written when the
@@ -16,13 +22,25 @@ use std::{
     time::Instant,
 };
 
-use http::{HeaderMap, Method, Request, Response, header::CONTENT_TYPE};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, header::CONTENT_TYPE};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
-use tracing::{Instrument, Span, instrument::Instrumented};
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// The caller's request id, or a new one set on the request.
+fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
+    if let Some(id) = headers.get(REQUEST_ID_HEADER) {
+        return id.clone();
+    }
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
+    // A hyphenated UUID is always a valid header value.
+    let id = HeaderValue::from_str(id).unwrap_or(HeaderValue::from_static("-"));
+    headers.insert(REQUEST_ID_HEADER, id.clone());
+    id
+}
 
 /// Whether a request speaks gRPC (including `application/grpc+proto`).
 pub fn is_grpc(headers: &HeaderMap) -> bool {
@@ -53,17 +71,22 @@ struct Entry {
     method: Method,
     path: String,
     started: Instant,
-    span: Span,
 }
 
 impl Entry {
-    fn log(self, http_status: Option<u16>, grpc_status: Option<&str>, outcome: &str) {
+    fn log(
+        self,
+        request_id: &HeaderValue,
+        http_status: Option<u16>,
+        grpc_status: Option<&str>,
+        outcome: &str,
+    ) {
         // Whole microseconds, shown in milliseconds: 0.16, not 0.16048099999999998.
         let latency_ms = self.started.elapsed().as_micros() as f64 / 1000.0;
         tracing::info!(
-            parent: &self.span,
-            method = %self.method,
-            path = %self.path,
+            request_id = request_id.to_str().ok(),
+            method = self.method.as_str(),
+            path = self.path,
             status = http_status,
             grpc_status,
             latency_ms,
@@ -84,23 +107,19 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let request_id = request
-            .headers()
-            .get(REQUEST_ID_HEADER)
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or_default();
-        let span = tracing::info_span!("request", request_id);
-        let entry = Entry {
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let request_id = ensure_request_id(request.headers_mut());
+        // Nothing to carry when the line would not be written (RUST_LOG=warn).
+        let entry = tracing::enabled!(tracing::Level::INFO).then(|| Entry {
             method: request.method().clone(),
             path: request.uri().path().to_owned(),
             started: Instant::now(),
-            span: span.clone(),
-        };
+        });
         let grpc = is_grpc(request.headers());
         ResponseFuture {
-            inner: self.inner.call(request).instrument(span),
-            entry: Some(entry),
+            inner: self.inner.call(request),
+            request_id,
+            entry,
             grpc,
         }
     }
@@ -109,7 +128,8 @@ where
 pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
-        inner: Instrumented<F>,
+        inner: F,
+        request_id: HeaderValue,
         entry: Option<Entry>,
         grpc: bool,
     }
@@ -123,17 +143,21 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let result = ready!(this.inner.poll(cx));
-        let Some(entry) = this.entry.take() else {
-            // Polled again after completion: a caller bug, not ours to log.
-            return Poll::Ready(result.map(|response| response.map(LoggedBody::done)));
-        };
-        let response = match result {
+        let mut response = match ready!(this.inner.poll(cx)) {
             Ok(response) => response,
             Err(error) => {
-                entry.log(None, None, "request failed");
+                if let Some(entry) = this.entry.take() {
+                    entry.log(this.request_id, None, None, "request failed");
+                }
                 return Poll::Ready(Err(error));
             }
+        };
+        response
+            .headers_mut()
+            .insert(REQUEST_ID_HEADER, this.request_id.clone());
+        let Some(entry) = this.entry.take() else {
+            // Logging is off.
+            return Poll::Ready(Ok(response.map(LoggedBody::done)));
         };
         let http_status = response.status().as_u16();
         // "Trailers-only" gRPC responses (most errors) put grpc-status in the
@@ -143,12 +167,16 @@ where
             .get("grpc-status")
             .and_then(|v| v.to_str().ok());
         if !*this.grpc || header_grpc_status.is_some() {
-            entry.log(Some(http_status), header_grpc_status, "request");
+            entry.log(
+                this.request_id,
+                Some(http_status),
+                header_grpc_status,
+                "request",
+            );
             return Poll::Ready(Ok(response.map(LoggedBody::done)));
         }
-        Poll::Ready(Ok(
-            response.map(|body| LoggedBody::pending(body, entry, http_status))
-        ))
+        let pending = (entry, this.request_id.clone(), http_status);
+        Poll::Ready(Ok(response.map(|body| LoggedBody::pending(body, pending))))
     }
 }
 
@@ -157,13 +185,13 @@ pin_project! {
     pub struct LoggedBody<B> {
         #[pin]
         inner: B,
-        pending: Option<(Entry, u16)>,
+        pending: Option<(Entry, HeaderValue, u16)>,
     }
 
     impl<B> PinnedDrop for LoggedBody<B> {
         fn drop(this: Pin<&mut Self>) {
-            if let Some((entry, http_status)) = this.project().pending.take() {
-                entry.log(Some(http_status), None, "request ended by client");
+            if let Some((entry, request_id, http_status)) = this.project().pending.take() {
+                entry.log(&request_id, Some(http_status), None, "request ended by client");
             }
         }
     }
@@ -177,10 +205,10 @@ impl<B> LoggedBody<B> {
         }
     }
 
-    fn pending(inner: B, entry: Entry, http_status: u16) -> Self {
+    fn pending(inner: B, pending: (Entry, HeaderValue, u16)) -> Self {
         Self {
             inner,
-            pending: Some((entry, http_status)),
+            pending: Some(pending),
         }
     }
 }
@@ -206,9 +234,14 @@ impl<B: Body> Body for LoggedBody<B> {
             None => Some(None),
         };
         if let Some(grpc_status) = finished
-            && let Some((entry, http_status)) = this.pending.take()
+            && let Some((entry, request_id, http_status)) = this.pending.take()
         {
-            entry.log(Some(http_status), grpc_status.as_deref(), "request");
+            entry.log(
+                &request_id,
+                Some(http_status),
+                grpc_status.as_deref(),
+                "request",
+            );
         }
         Poll::Ready(frame)
     }

@@ -30,11 +30,7 @@ use tonic_health::{
     pb::health_server::HealthServer,
     server::{HealthReporter, HealthService},
 };
-use tower::{Service, ServiceBuilder};
-use tower_http::{
-    ServiceBuilderExt,
-    request_id::{MakeRequestUuid, PropagateRequestId, SetRequestId},
-};
+use tower::{Layer, Service};
 
 use crate::{
     access_log::{AccessLog, AccessLogLayer, is_grpc},
@@ -61,7 +57,7 @@ pub enum ServeError {
 }
 
 /// The HTTP service of one instance, with request ids and access logs.
-pub type App = SetRequestId<PropagateRequestId<AccessLog<GrpcOrRest>>, MakeRequestUuid>;
+pub type App = AccessLog<GrpcOrRest>;
 
 /// Builds the HTTP service of the instance that `api` describes.
 pub fn app(api: StatusApi, health: &HealthReporter) -> Result<App, ServeError> {
@@ -92,11 +88,7 @@ pub fn app(api: StatusApi, health: &HealthReporter) -> Result<App, ServeError> {
         .add_service(reflection().build_v1alpha()?)
         .into_axum_router();
 
-    Ok(ServiceBuilder::new()
-        .set_x_request_id(MakeRequestUuid)
-        .propagate_x_request_id()
-        .layer(AccessLogLayer)
-        .service(GrpcOrRest { grpc, rest }))
+    Ok(AccessLogLayer.layer(GrpcOrRest { grpc, rest }))
 }
 
 /// Sends gRPC requests (by content type) to the gRPC routes and everything

@@ -20,7 +20,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use crate::{metrics::Metrics, peer::PeerClient};
+use crate::{access_log::REQUEST_ID_HEADER, metrics::Metrics, peer::PeerClient};
 
 /// WatchStatus interval when the request sets none.
 pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(1);
@@ -59,17 +59,21 @@ pub struct Identity {
     pub version: String,
     pub hostname: String,
     pub start_time: SystemTime,
+    /// `start_time` as the message carries it, converted once.
+    start_timestamp: pbjson_types::Timestamp,
     /// Filled in once the metadata endpoint has answered (on ECS only).
     pub ecs_task: OnceLock<EcsTask>,
 }
 
 impl Identity {
     pub fn new(service: &str) -> Self {
+        let start_time = SystemTime::now();
         Self {
             service: service.to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             hostname: sysinfo::System::host_name().unwrap_or_default(),
-            start_time: SystemTime::now(),
+            start_time,
+            start_timestamp: timestamp(start_time),
             ecs_task: OnceLock::new(),
         }
     }
@@ -133,7 +137,7 @@ impl StatusApi {
             status: state.into(),
             version: identity.version.clone(),
             hostname: identity.hostname.clone(),
-            start_time: Some(timestamp(identity.start_time)),
+            start_time: Some(identity.start_timestamp),
             sample_time: Some(timestamp(sample.taken_at)),
             uptime: Some(
                 sample
@@ -177,7 +181,17 @@ impl StatusService for StatusApi {
         match peer.get_status(request.metadata()).await {
             Ok(response) => Ok(Response::new(response)),
             Err(status) => {
-                tracing::warn!(peer = peer.address(), code = ?status.code(), error = status.message(), "peer call failed");
+                let request_id = request
+                    .metadata()
+                    .get(REQUEST_ID_HEADER)
+                    .and_then(|id| id.to_str().ok());
+                tracing::warn!(
+                    request_id,
+                    peer = peer.address(),
+                    code = ?status.code(),
+                    error = status.message(),
+                    "peer call failed"
+                );
                 Err(status)
             }
         }
