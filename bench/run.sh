@@ -1,0 +1,349 @@
+#!/usr/bin/env bash
+# The benchmark: the services against bare ceilings (axum, tonic) on the same
+# load tools, interleaved, on this machine. Ratios are the results.
+#
+#   bash bench/run.sh           full run (about 30 min); writes bench/results/<time>/
+#                               and copies its summary.md to BENCHMARKS.md
+#   bash bench/run.sh --quick   2 s per case, about 3 min (CI): checks that the
+#                               instrument works (requests, no errors), never speed
+#
+# BENCH_REPS and BENCH_SECONDS override the repetitions and seconds per run.
+# Needs ports 8201, 8202 (the local pair) and 18201-18502 free on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+bench="$root/bench"
+bin="$root/target/release"
+
+mode=full
+case "${1:-}" in
+  "") ;;
+  --quick) mode=quick ;;
+  *) echo "usage: bash bench/run.sh [--quick]" >&2; exit 2 ;;
+esac
+if [ "$mode" = quick ]; then
+  reps=1 seconds=2 conns_list="16 64" soak=10 load_seconds=1 hold=3 stream_counts="1000" startup_runs=3
+  server_limit=1800 # seconds: `timeout` kills every server after this at the latest
+else
+  reps=3 seconds=8 conns_list="1 16 64 256" soak=60 load_seconds=5 hold=10 stream_counts="1000 5000" startup_runs=10
+  server_limit=$((3 * 3600))
+fi
+reps=${BENCH_REPS:-$reps}
+seconds=${BENCH_SECONDS:-$seconds}
+command_line="bash bench/run.sh${1:+ $1}"
+if [ -n "${BENCH_REPS:-}${BENCH_SECONDS:-}" ]; then
+  command_line="BENCH_REPS=$reps BENCH_SECONDS=$seconds $command_line"
+fi
+
+# Ports: the local pair is fixed at 8201/8202 by `status-service local`.
+ceiling_axum_port=18401 ceiling_tonic_port=18402
+log_info_port=18301 log_warn_port=18302
+serve_a_port=18201 serve_b_port=18202 startup_port=18501
+
+die() { echo "bench: error: $*" >&2; exit 1; }
+note() { printf '\n=== %s\n' "$*"; }
+
+# --- tools ------------------------------------------------------------------
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+command -v h2load >/dev/null || missing+=(nghttp2-client)
+command -v curl >/dev/null || missing+=(curl)
+command -v python3 >/dev/null || missing+=(python3)
+command -v ss >/dev/null || missing+=(iproute2)
+if [ ${#missing[@]} -gt 0 ]; then
+  note "installing ${missing[*]}"
+  sudo_=""
+  [ "$(id -u)" = 0 ] || sudo_=sudo
+  { $sudo_ apt-get update -qq && $sudo_ apt-get install -y -qq "${missing[@]}" >/dev/null; } ||
+    die "cannot install ${missing[*]} with apt-get: install them and rerun"
+fi
+for tool in wrk h2load curl python3 ss cargo; do
+  command -v "$tool" >/dev/null || die "$tool is missing"
+done
+
+note "build (release)"
+# Two builds, so that status-service is exactly the binary that
+# `cargo build --release -p status-services` makes (no features unified
+# with the bench crate's).
+timeout 1800 cargo build --release --locked -p status-services
+timeout 1800 cargo build --release --locked -p bench
+
+results_dir="$bench/results/$(date -u +%Y%m%dT%H%M%SZ)"
+raw="$results_dir/raw"
+results="$raw/results.jsonl"
+mkdir -p "$raw"
+record() { python3 "$bench/report.py" record "$results" "$@"; }
+record kind=meta mode="$mode" command="$command_line" reps="$reps" seconds="$seconds" \
+  date="$(date -u '+%Y-%m-%d %H:%M UTC')" nproc="$(nproc)" kernel="$(uname -r)" \
+  cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" \
+  rustc="$(rustc --version)" wrk="$(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)" \
+  h2load="$(h2load --version | head -1)" \
+  memory_gb="$(awk '/^MemTotal/ {printf "%.0f", $2 / 1048576}' /proc/meminfo)" \
+  code="$(git rev-parse --short HEAD 2>/dev/null || echo "no commit")$(
+    [ -z "$(git status --porcelain -- . ':!bench' ':!BENCHMARKS.md' 2>/dev/null)" ] || echo ' + uncommitted changes')"
+# The code measured, when it differs from the commit.
+git status --porcelain >"$raw/git-status.txt" 2>/dev/null || true
+git diff HEAD >"$raw/git.diff" 2>/dev/null || true
+echo "results: $results_dir"
+
+# --- processes ----------------------------------------------------------------
+pids=()
+cleanup() {
+  local pid
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  pids=()
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port_busy() { (: <"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+check_free() {
+  local port
+  for port in "$@"; do
+    if port_busy "$port"; then
+      die "port $port is busy: stop what listens there (ss -ltnp 'sport = :$port') and rerun"
+    fi
+  done
+}
+
+# start NAME CMD...: runs CMD in the background under `timeout`, logs on
+# stdout to /dev/null, stderr to raw/NAME.stderr; sets $started to its pid.
+start() {
+  local name=$1
+  shift
+  timeout "$server_limit" "$@" >/dev/null 2>"$raw/$name.stderr" &
+  started=$!
+  pids+=("$started")
+}
+# The pid of the program that `timeout` (pid $1) runs.
+child_of() { cut -d' ' -f1 "/proc/$1/task/$1/children"; }
+# status_kb PID FIELD: a field of /proc/PID/status, in kB. VmRSS is
+# RssAnon (heap, stacks) + RssFile (the pages of the binary and libc in use).
+status_kb() { awk -v field="$2:" '$1 == field {print $2}' "/proc/$1/status"; }
+rss_kb() { status_kb "$1" VmRSS; }
+memory_fields() { # PID: rss_kb=... anon_kb=... file_kb=... hwm_kb=...
+  echo "rss_kb=$(rss_kb "$1")" "anon_kb=$(status_kb "$1" RssAnon)" \
+    "file_kb=$(status_kb "$1" RssFile)" "hwm_kb=$(status_kb "$1" VmHWM)"
+}
+
+# wait_for NAME PID URL [CURL ARGS...]: until URL answers 200 (and, for
+# gRPC, grpc-status 0), for at most 10 s.
+wait_for() {
+  local name=$1 pid=$2 url=$3 i headers
+  shift 3
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$pid" 2>/dev/null || die "$name exited: $(tail -5 "$raw/$name.stderr")"
+    headers=$(curl -sS -o /dev/null -D - --max-time 1 "$@" "$url" 2>/dev/null || true)
+    if grep -q '^HTTP/[0-9.]* 200' <<<"$headers" && ! grep -qi '^grpc-status: [1-9]' <<<"$headers"; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  die "$name did not answer 200 on $url within 10 s: $(tail -5 "$raw/$name.stderr")"
+}
+
+grpc_body="$raw/empty-request.grpc"
+printf '\0\0\0\0\0' >"$grpc_body" # a gRPC frame: not compressed, 0 bytes of message
+grpc_args=(--http2-prior-knowledge -X POST -H 'content-type: application/grpc' -H 'te: trailers' --data-binary "@$grpc_body")
+grpc_load=(-H 'content-type: application/grpc' -H 'te: trailers' -d "$grpc_body") # for h2load
+grpc_url() { echo "http://127.0.0.1:$1/scdemo.status.v1.StatusService/$2"; }
+rest_url() { echo "http://127.0.0.1:$1/service-a/$2"; }
+
+# serve_env SERVICE PORT PEER_PORT RUST_LOG: sets $senv, the environment of
+# one `status-service serve`; serve NAME SERVICE PORT PEER_PORT RUST_LOG starts it.
+serve_env() {
+  senv=(SERVICE_NAME="$1" SERVER_PORT="$2" BIND_ADDRESS=127.0.0.1 PEER_URL="http://127.0.0.1:$3"
+    LOG_FORMAT=json RUST_LOG="$4" DRAIN_DELAY=0s SHUTDOWN_TIMEOUT=1s)
+}
+serve() {
+  serve_env "${@:2}"
+  start "$1" env "${senv[@]}" "$bin/status-service" serve
+}
+
+# --- load runs ----------------------------------------------------------------
+threads_for() { echo $(($1 < 2 ? $1 : 2)); }
+
+# run_wrk GROUP TARGET NAME CONNS REP URL: REST over HTTP/1.1.
+run_wrk() {
+  local out="$raw/$1_$2_$3_c$4_r$5.txt"
+  timeout $((seconds + 30)) wrk -t "$(threads_for "$4")" -c "$4" -d "${seconds}s" --timeout 5s \
+    -s "$bench/wrk-report.lua" "$6" >"$out" 2>&1 || die "wrk failed: see $out"
+  python3 "$bench/report.py" wrk "$out" "$results" group="$1" target="$2" name="$3" conns="$4" rep="$5"
+}
+
+# run_h2load GROUP TARGET NAME CONNS REP URL [H2LOAD ARGS...]: h2c. The
+# 1 s warm-up (not measured) lets every connection open first: without it,
+# h2load can hang at the end when a connection's SYN was dropped in the
+# burst (listen backlog 128) and it was still retrying when time ran out.
+run_h2load() {
+  local out="$raw/$1_$2_$3_c$4_r$5.txt" log="$raw/requests.log"
+  timeout $((seconds + 30)) h2load -t "$(threads_for "$4")" -c "$4" -D "$seconds" --warm-up-time=1 \
+    --log-file="$log" "${@:7}" "$6" >"$out" 2>&1 || die "h2load failed: see $out"
+  python3 "$bench/report.py" h2load "$out" "$results" "$log" group="$1" target="$2" name="$3" conns="$4" rep="$5"
+  rm -f "$log"
+}
+
+# check_grpc TARGET NAME PORT CONNS: one call with curl, recording its
+# grpc-status (h2load sees only HTTP statuses).
+check_grpc() {
+  local code
+  code=$(curl -sS -o /dev/null -D - --max-time 5 "${grpc_args[@]}" "$(grpc_url "$3" "$2")" |
+    tr -d '\r' | awk 'tolower($1) == "grpc-status:" {print $2}') || true
+  record kind=grpc_check target="$1" name="$2" conns="$4" grpc_status="${code:-none}"
+}
+
+# --- the local pair and the ceilings ---------------------------------------------
+note "starting the local pair and the ceilings"
+check_free 8201 8202 "$ceiling_axum_port" "$ceiling_tonic_port" "$log_info_port" "$log_warn_port" \
+  "$serve_a_port" "$serve_b_port" "$startup_port"
+start local env LOG_FORMAT=json RUST_LOG=info "$bin/status-service" local
+local_pid=$started
+wait_for local "$local_pid" http://127.0.0.1:8201/service-a/healthcheck
+wait_for local "$local_pid" http://127.0.0.1:8202/service-b/healthcheck
+# The ceilings answer real answers of the service, captured now.
+curl -sSf -o "$raw/status.json" "$(rest_url 8201 status)"
+curl -sSf -o "$raw/getstatus.grpc" "${grpc_args[@]}" "$(grpc_url 8201 GetStatus)"
+start ceiling-axum "$bin/ceiling-axum" "$ceiling_axum_port" "$raw/status.json"
+wait_for ceiling-axum "$started" "$(rest_url "$ceiling_axum_port" status)"
+start ceiling-tonic "$bin/ceiling-tonic" "$ceiling_tonic_port" "$raw/getstatus.grpc"
+wait_for ceiling-tonic "$started" "$(grpc_url "$ceiling_tonic_port" GetStatus)" "${grpc_args[@]}"
+
+# Each case runs service, ceiling, service, ceiling... within a repetition.
+for conns in $conns_list; do
+  note "REST over HTTP/1.1 (wrk), $conns connections, $reps x ${seconds}s"
+  for ((rep = 1; rep <= reps; rep++)); do
+    run_wrk rest-h1 service healthcheck "$conns" "$rep" "$(rest_url 8201 healthcheck)"
+    run_wrk rest-h1 ceiling healthcheck "$conns" "$rep" "$(rest_url "$ceiling_axum_port" healthcheck)"
+    run_wrk rest-h1 service status "$conns" "$rep" "$(rest_url 8201 status)"
+    run_wrk rest-h1 ceiling status "$conns" "$rep" "$(rest_url "$ceiling_axum_port" status)"
+    run_wrk rest-h1 service other-status "$conns" "$rep" "$(rest_url 8201 other-status)"
+  done
+  note "REST over h2c (h2load), $conns connections"
+  for ((rep = 1; rep <= reps; rep++)); do
+    run_h2load rest-h2c service healthcheck "$conns" "$rep" "$(rest_url 8201 healthcheck)"
+    run_h2load rest-h2c ceiling healthcheck "$conns" "$rep" "$(rest_url "$ceiling_axum_port" healthcheck)"
+    run_h2load rest-h2c service status "$conns" "$rep" "$(rest_url 8201 status)"
+    run_h2load rest-h2c ceiling status "$conns" "$rep" "$(rest_url "$ceiling_axum_port" status)"
+    run_h2load rest-h2c service other-status "$conns" "$rep" "$(rest_url 8201 other-status)"
+  done
+  note "gRPC unary over h2c (h2load), $conns connections"
+  for ((rep = 1; rep <= reps; rep++)); do
+    run_h2load grpc service GetStatus "$conns" "$rep" "$(grpc_url 8201 GetStatus)" "${grpc_load[@]}"
+    run_h2load grpc ceiling GetStatus "$conns" "$rep" "$(grpc_url "$ceiling_tonic_port" GetStatus)" "${grpc_load[@]}"
+    run_h2load grpc service GetPeerStatus "$conns" "$rep" "$(grpc_url 8201 GetPeerStatus)" "${grpc_load[@]}"
+  done
+  check_grpc service GetStatus 8201 "$conns"
+  check_grpc ceiling GetStatus "$ceiling_tonic_port" "$conns"
+  check_grpc service GetPeerStatus 8201 "$conns"
+done
+
+note "request logging: /service-a/status, HTTP/1.1, 64 connections, RUST_LOG=info vs warn"
+serve log-info service-a "$log_info_port" 8202 info
+wait_for log-info "$started" "$(rest_url "$log_info_port" healthcheck)"
+serve log-warn service-a "$log_warn_port" 8202 warn
+wait_for log-warn "$started" "$(rest_url "$log_warn_port" healthcheck)"
+for ((rep = 1; rep <= reps; rep++)); do
+  run_wrk logging info status 64 "$rep" "$(rest_url "$log_info_port" status)"
+  run_wrk logging warn status 64 "$rep" "$(rest_url "$log_warn_port" status)"
+  run_wrk logging ceiling status 64 "$rep" "$(rest_url "$ceiling_axum_port" status)"
+done
+cleanup # the rest measures one service alone
+
+# --- memory: service-a alone, with `serve` ------------------------------------
+note "memory: idle, after load, soak (${soak}s), WatchStatus streams"
+serve serve-b service-b "$serve_b_port" "$serve_a_port" info
+wait_for serve-b "$started" "http://127.0.0.1:$serve_b_port/service-b/healthcheck"
+serve serve-a service-a "$serve_a_port" "$serve_b_port" info
+wait_for serve-a "$started" "$(rest_url "$serve_a_port" healthcheck)"
+a_pid=$(child_of "$started")
+sleep 1
+# shellcheck disable=SC2046 # memory_fields prints several key=value words
+record kind=rss phase=idle $(memory_fields "$a_pid")
+
+# The load: every path at 256 connections (the most buffers) for a few
+# seconds. Meanwhile, every 0.5 s, the TCP connections to service-b's port
+# (seen from either end, any state: closed ones linger in TIME-WAIT), each
+# named by its client's address: those not there before (curl's) are the
+# connections service-a opened to its peer.
+peer_sockets() {
+  ss -Htan "( dport = :$serve_b_port or sport = :$serve_b_port )" |
+    awk -v b=":$serve_b_port" '$1 != "LISTEN" {print (substr($4, length($4) - length(b) + 1) == b) ? $5 : $4}'
+}
+peer_sockets >"$raw/peer_sockets_before.txt"
+(while sleep 0.5; do peer_sockets; done >"$raw/peer_sockets.txt") &
+sampler=$!
+pids+=("$sampler")
+seconds_saved=$seconds
+seconds=$load_seconds
+run_wrk load service healthcheck 256 1 "$(rest_url "$serve_a_port" healthcheck)"
+run_wrk load service status 256 1 "$(rest_url "$serve_a_port" status)"
+run_wrk load service other-status 256 1 "$(rest_url "$serve_a_port" other-status)"
+run_h2load load service status-h2c 256 1 "$(rest_url "$serve_a_port" status)"
+run_h2load load service GetStatus 256 1 "$(grpc_url "$serve_a_port" GetStatus)" "${grpc_load[@]}"
+run_h2load load service GetPeerStatus 256 1 "$(grpc_url "$serve_a_port" GetPeerStatus)" "${grpc_load[@]}"
+seconds=$seconds_saved
+sleep 1
+kill "$sampler"
+# shellcheck disable=SC2046
+record kind=rss phase=after_load $(memory_fields "$a_pid") \
+  peer_connections_opened="$(awk 'FILENAME == ARGV[1] {before[$1]; next} !($1 in before)' \
+    "$raw/peer_sockets_before.txt" "$raw/peer_sockets.txt" | sort -u | wc -l)" \
+  peer_connections_open="$(ss -Htn state established "( dport = :$serve_b_port )" | wc -l)"
+
+# Soak: moderate, rate-limited load (REST 1000/s, REST two hops 250/s, gRPC
+# 500/s); RSS every 5 s.
+soak_pids=()
+soak_load() { # NAME URL RATE_PER_CONNECTION [H2LOAD ARGS...]
+  timeout $((soak + 30)) h2load -t 1 -c 4 --rps "$3" -D "$soak" --warm-up-time=1 "${@:4}" "$2" >"$raw/soak_$1.txt" 2>&1 &
+  soak_pids+=("$!")
+}
+soak_load status "$(rest_url "$serve_a_port" status)" 250 --h1
+soak_load other-status "$(rest_url "$serve_a_port" other-status)" 63 --h1
+soak_load GetStatus "$(grpc_url "$serve_a_port" GetStatus)" 125 "${grpc_load[@]}"
+for ((t = 0; t <= soak; t += 5)); do
+  record kind=soak t="$t" rss_kb="$(rss_kb "$a_pid")"
+  if [ "$t" -lt "$soak" ]; then sleep 5; fi
+done
+for pid in "${soak_pids[@]}"; do wait "$pid" || die "soak load failed: see $raw/soak_*.txt"; done
+for name in status other-status GetStatus; do
+  python3 "$bench/report.py" h2load "$raw/soak_$name.txt" "$results" "" group=soak target=service name="$name" conns=4 rep=1
+done
+
+# WatchStatus: N streams at once, RSS while they are held.
+for streams in $stream_counts; do
+  out="$raw/streams_$streams.txt"
+  timeout $((hold + 120)) "$bin/stream-holder" "127.0.0.1:$serve_a_port" "$streams" "$hold" >"$out" 2>&1 &
+  holder=$!
+  for ((i = 0; i < 600; i++)); do # until all are open, or it gave up
+    if grep -q '^open:' "$out" || ! kill -0 "$holder" 2>/dev/null; then break; fi
+    sleep 0.1
+  done
+  sleep 1
+  rss=$(rss_kb "$a_pid")
+  wait "$holder" || true
+  cat "$out"
+  open=$(awk '/^open:/ {print $2}' "$out")
+  held=$(awk '/^held:/ {print $2}' "$out")
+  record kind=streams streams="$streams" open="${open:-0}" held="${held:-0}" rss_kb="$rss"
+done
+cleanup
+
+# --- start-up and size -----------------------------------------------------------
+note "start-up: process start to first answer and to first 200 ($startup_runs runs)"
+serve_env service-a "$startup_port" $((startup_port + 1)) info
+env "${senv[@]}" timeout 300 python3 "$bench/startup.py" "$bin/status-service" "$startup_port" "$startup_runs" >>"$results"
+record kind=size bytes="$(stat -c %s "$bin/status-service")"
+
+note "summary"
+python3 "$bench/report.py" summary "$results_dir"
+cat "$results_dir/summary.md"
+if [ "$mode" = full ]; then
+  cp "$results_dir/summary.md" "$root/BENCHMARKS.md"
+  echo "wrote BENCHMARKS.md"
+fi
+# The instrument must work: requests made, no errors, streams held, gRPC OK.
+python3 "$bench/report.py" check "$results_dir" || {
+  [ "$mode" = quick ] && die "the quick benchmark found errors (above)"
+  echo "bench: warning: errors above (kept in the results)" >&2
+}
