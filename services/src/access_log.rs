@@ -90,7 +90,7 @@ impl Entry {
             status = http_status,
             grpc_status,
             latency_ms,
-            "{outcome}"
+            message = outcome,
         );
     }
 }
