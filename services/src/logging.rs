@@ -180,8 +180,10 @@ impl Write for &BatchWriter {
                 .wait(pending)
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
         }
+        let before = pending.buffer.len();
         pending.buffer.extend_from_slice(line);
-        if pending.buffer.len() >= FLUSH_SIZE {
+        // Wake the writer once, when the buffer fills, not on every line after.
+        if before < FLUSH_SIZE && pending.buffer.len() >= FLUSH_SIZE {
             self.shared.full.notify_one();
         }
         Ok(line.len())
