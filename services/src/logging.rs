@@ -163,6 +163,8 @@ fn write_batches(shared: &Shared, mut output: impl Write) {
             // Nowhere to report a failing stdout; keep going for the next batch.
             let _ = output.write_all(&batch).and_then(|()| output.flush());
             batch.clear();
+            // A burst can grow the buffer to megabytes; do not keep them.
+            batch.shrink_to(FLUSH_SIZE);
         }
         if closed && shared.lock().buffer.is_empty() {
             return;

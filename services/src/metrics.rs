@@ -98,6 +98,7 @@ fn run_sampler(mut system: System, pid: Pid, interval: Duration, shared: Weak<Sh
     let mut previous = refresh(&mut system, pid);
     thread::sleep(MINIMUM_CPU_UPDATE_INTERVAL);
     loop {
+        release_free_memory();
         let reading = refresh(&mut system, pid);
         let sample = reading.sample(&previous);
         previous = reading;
@@ -108,6 +109,18 @@ fn run_sampler(mut system: System, pid: Pid, interval: Duration, shared: Weak<Sh
         shared.ready.send_replace(true);
         drop(shared);
         thread::sleep(interval);
+    }
+}
+
+/// Hands memory that was freed back to the OS. glibc's allocator keeps
+/// freed pages of its per-thread arenas: after a burst of 256 connections a
+/// service held 34 MB, of which 22 MB free, until trimmed (12 MB). Once per
+/// sample, on this background thread, so requests never wait on it.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim has no preconditions; it only returns free pages.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
