@@ -12,7 +12,6 @@ use status_api::v1::{
 use tonic::{Code, Response, Status};
 use tonic_health::{
     ServingStatus,
-    pb::{HealthCheckRequest, health_server::Health},
     server::{HealthReporter, HealthService},
 };
 use tower::ServiceExt;
@@ -138,16 +137,6 @@ async fn healthcheck_follows_the_health_service() {
             (code, serde_json::json!({ "status": text }))
         );
     }
-    // The gateway asks the same implementation gRPC clients do.
-    let health = health(ServingStatus::NotServing).await;
-    let answer = health
-        .check(tonic::Request::new(HealthCheckRequest::default()))
-        .await
-        .unwrap();
-    assert_eq!(
-        answer.into_inner().status,
-        tonic_health::pb::health_check_response::ServingStatus::NotServing as i32
-    );
 }
 
 #[tokio::test]

@@ -134,7 +134,7 @@ pub fn caller_deadline(metadata: &MetadataMap) -> Option<Duration> {
 mod tests {
     use super::*;
 
-    fn with_timeout(value: &'static str) -> MetadataMap {
+    fn with_timeout(value: &str) -> MetadataMap {
         let mut metadata = MetadataMap::new();
         metadata.insert("grpc-timeout", value.parse().expect("ascii"));
         metadata
@@ -142,34 +142,22 @@ mod tests {
 
     #[test]
     fn reads_grpc_timeout_in_every_unit() {
-        assert_eq!(
-            caller_deadline(&with_timeout("2H")),
-            Some(Duration::from_secs(7200))
-        );
-        assert_eq!(
-            caller_deadline(&with_timeout("3M")),
-            Some(Duration::from_secs(180))
-        );
-        assert_eq!(
-            caller_deadline(&with_timeout("4S")),
-            Some(Duration::from_secs(4))
-        );
-        assert_eq!(
-            caller_deadline(&with_timeout("250m")),
-            Some(Duration::from_millis(250))
-        );
-        assert_eq!(
-            caller_deadline(&with_timeout("99u")),
-            Some(Duration::from_micros(99))
-        );
-        assert_eq!(
-            caller_deadline(&with_timeout("7n")),
-            Some(Duration::from_nanos(7))
-        );
+        for (value, expected) in [
+            ("2H", Duration::from_secs(7200)),
+            ("3M", Duration::from_secs(180)),
+            ("4S", Duration::from_secs(4)),
+            ("250m", Duration::from_millis(250)),
+            ("99u", Duration::from_micros(99)),
+            ("7n", Duration::from_nanos(7)),
+        ] {
+            assert_eq!(
+                caller_deadline(&with_timeout(value)),
+                Some(expected),
+                "{value}"
+            );
+        }
         for bad in ["", "S", "10", "10x", "-1S", "99999999999999999999H"] {
-            let mut metadata = MetadataMap::new();
-            metadata.insert("grpc-timeout", bad.parse().expect("ascii"));
-            assert_eq!(caller_deadline(&metadata), None, "{bad}");
+            assert_eq!(caller_deadline(&with_timeout(bad)), None, "{bad}");
         }
         assert_eq!(caller_deadline(&MetadataMap::new()), None);
     }

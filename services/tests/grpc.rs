@@ -46,18 +46,8 @@ async fn get_status_and_get_peer_status_in_both_directions() {
 #[tokio::test]
 async fn watch_status_streams_at_the_requested_interval() {
     let pair = TestPair::start().await;
-    let request = WatchStatusRequest {
-        interval: Some(Duration::from_millis(100).into()),
-    };
     let started = tokio::time::Instant::now();
-    let mut stream = pair
-        .b
-        .grpc()
-        .await
-        .watch_status(request)
-        .await
-        .expect("WatchStatus")
-        .into_inner();
+    let mut stream = pair.b.watch(Duration::from_millis(100)).await;
     for _ in 0..3 {
         let message = stream
             .next()

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{TestPair, bind, config, frozen_metrics, get_http1, start_on};
 use http::StatusCode;
-use status_api::v1::{GetStatusRequest, WatchStatusRequest, service_status::State};
+use status_api::v1::{GetStatusRequest, service_status::State};
 use tokio::time::Instant;
 use tokio_stream::StreamExt;
 use tonic::Code;
@@ -80,16 +80,7 @@ async fn open_streams_do_not_hold_shutdown_past_its_bound() {
     let a = start_on(bind().await, settings, frozen_metrics()).await;
 
     // Two streams that never end by themselves: ours and tonic-health's Watch.
-    let request = WatchStatusRequest {
-        interval: Some(Duration::from_millis(100).into()),
-    };
-    let mut watch = a
-        .grpc()
-        .await
-        .watch_status(request)
-        .await
-        .expect("WatchStatus")
-        .into_inner();
+    let mut watch = a.watch(Duration::from_millis(100)).await;
     let mut health = HealthClient::new(common::channel(a.address).await);
     let mut health_watch = health
         .watch(HealthCheckRequest::default())

@@ -15,6 +15,18 @@ use status_api::v1::{
 use tokio::time::Instant;
 use tonic::{Code, Request, Response, Status};
 
+/// GetPeerStatus on `service`, which must fail: the error and how long it took.
+async fn failed_peer_call(service: &common::TestService) -> (Status, std::time::Duration) {
+    let started = Instant::now();
+    let error = service
+        .grpc()
+        .await
+        .get_peer_status(GetPeerStatusRequest {})
+        .await
+        .expect_err("the peer call must fail");
+    (error, started.elapsed())
+}
+
 /// A port nothing listens on: bound, then released.
 async fn closed_port() -> std::net::SocketAddr {
     bind().await.local_addr().expect("bound")
@@ -25,24 +37,14 @@ async fn peer_down_is_unavailable_and_503_naming_the_peer() {
     let peer = closed_port().await;
     let a = start_on(bind().await, config("service-a", peer), frozen_metrics()).await;
 
-    let started = Instant::now();
-    let error = a
-        .grpc()
-        .await
-        .get_peer_status(GetPeerStatusRequest {})
-        .await
-        .expect_err("peer is down");
+    let (error, waited) = failed_peer_call(&a).await;
     assert_eq!(error.code(), Code::Unavailable, "{error:?}");
     assert!(
         error.message().contains(&format!("http://{peer}")),
         "names the peer: {}",
         error.message()
     );
-    assert!(
-        started.elapsed() < PEER_TIMEOUT,
-        "within the deadline: {:?}",
-        started.elapsed()
-    );
+    assert!(waited < PEER_TIMEOUT, "within the deadline: {waited:?}");
 
     let reply = get_http1(a.address, "/service-a/other-status").await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
@@ -110,14 +112,7 @@ async fn slow_peer_is_deadline_exceeded_and_504() {
     let peer = start_slow_peer(Duration::from_secs(30)).await;
     let a = start_on(bind().await, config("service-a", peer), frozen_metrics()).await;
 
-    let started = Instant::now();
-    let error = a
-        .grpc()
-        .await
-        .get_peer_status(GetPeerStatusRequest {})
-        .await
-        .expect_err("too slow");
-    let waited = started.elapsed();
+    let (error, waited) = failed_peer_call(&a).await;
     assert_eq!(error.code(), Code::DeadlineExceeded, "{error:?}");
     assert!(
         error.message().contains(&format!("http://{peer}")),

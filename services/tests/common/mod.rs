@@ -9,7 +9,9 @@ use http::{HeaderMap, Method, Request, StatusCode, Version};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use status_api::v1::status_service_client::StatusServiceClient;
+use status_api::v1::{
+    WatchStatusRequest, WatchStatusResponse, status_service_client::StatusServiceClient,
+};
 use status_services::{
     config::{PeerSettings, PeerUrl, ServiceConfig},
     metrics::Metrics,
@@ -38,6 +40,19 @@ impl TestService {
 
     pub async fn grpc(&self) -> StatusServiceClient<Channel> {
         StatusServiceClient::new(channel(self.address).await)
+    }
+
+    /// A WatchStatus stream with this interval.
+    pub async fn watch(&self, interval: Duration) -> tonic::Streaming<WatchStatusResponse> {
+        let request = WatchStatusRequest {
+            interval: Some(interval.into()),
+        };
+        self.grpc()
+            .await
+            .watch_status(request)
+            .await
+            .expect("WatchStatus")
+            .into_inner()
     }
 
     /// Stops it (drain delay as configured) and waits until it has.
