@@ -4,8 +4,8 @@
 //! requests/s every microsecond of it shows. Two measured choices:
 //! - [`JsonLines`] writes each event's JSON directly. tracing-subscriber's
 //!   own JSON formatter (serde_json through an adaptor that re-checks UTF-8
-//!   on every write, Debug-formatting for values) cost ~2.5 us a line, a
-//!   quarter of a REST request's CPU.
+//!   on every write, Debug-formatting for values) cost ~1 us more a line:
+//!   server CPU per logged REST request 11.0 us with it, 10.0 us without.
 //! - [`BatchWriter`]: a request thread appends its line to a shared buffer
 //!   (a short memcpy under a lock: no syscall, no thread wake-up) and a
 //!   writer thread writes the buffer to stdout in large chunks. Handing each

@@ -169,11 +169,17 @@ pub async fn serve(
         set_health(&health, true).await;
         tracing::info!(service, "serving");
     };
+    // Serve until shutdown, which may come before the warm-up is over.
+    let until_shutdown = async {
+        tokio::select! {
+            () = warm_up => shutdown.cancelled().await,
+            () = shutdown.cancelled() => {}
+        }
+    };
     tokio::select! {
         // The server only ends by itself on an error.
         ended = &mut server => return ended?.map_err(ServeError::from),
-        () = async { warm_up.await; shutdown.cancelled().await } => {}
-        () = shutdown.cancelled() => {}
+        () = until_shutdown => {}
     }
 
     tracing::info!(service, drain_delay = ?config.drain_delay, "draining: health is NOT_SERVING");
