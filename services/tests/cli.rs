@@ -161,3 +161,54 @@ fn status_of_an_unreachable_address_fails_cleanly() {
         String::from_utf8_lossy(&output.stderr).starts_with("error: cannot connect to 127.0.0.1:9")
     );
 }
+
+#[test]
+fn a_second_signal_exits_at_once_during_the_drain() {
+    let port = free_port().to_string();
+    let mut server = Command::new(BINARY)
+        .args([
+            "serve",
+            "--service-name",
+            "service-a",
+            "--server-port",
+            &port,
+        ])
+        .args([
+            "--bind-address",
+            "127.0.0.1",
+            "--peer-url",
+            "http://127.0.0.1:9",
+        ])
+        .args(["--drain-delay", "30s"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("server starts");
+    let env = [("SERVER_PORT", port.as_str())];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !run(&["healthcheck"], &env).status.success() {
+        assert!(Instant::now() < deadline, "never healthy");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let signal = |name: &str| {
+        let sent = Command::new("kill")
+            .args([name, &server.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+    };
+    signal("-TERM");
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    signal("-INT");
+    let exit = server.wait().expect("server exits");
+    assert_eq!(
+        exit.code(),
+        Some(130),
+        "the second signal ends the 30 s drain"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+}
