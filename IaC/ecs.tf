@@ -48,14 +48,6 @@ resource "aws_ecs_task_definition" "this" {
     cpu_architecture        = var.cpu_architecture
   }
 
-  dynamic "volume" {
-    for_each = local.exec_volumes
-
-    content {
-      name = volume.key
-    }
-  }
-
   container_definitions = jsonencode([
     {
       name      = each.key
@@ -67,15 +59,18 @@ resource "aws_ecs_task_definition" "this" {
       readonlyRootFilesystem = true
       stopTimeout            = local.stop_timeout
 
+      # appProtocol (var.service_connect_app_protocol) is immutable on a
+      # Service Connect service: the services are replaced when it changes
+      # (replace_triggered_by below).
       portMappings = [
-        {
-          name          = each.value.port_name
-          containerPort = each.value.container_port
-          protocol      = "tcp"
-          # Immutable once a Service Connect service uses it (change =
-          # recreate the service). Makes the proxy balance per request.
-          appProtocol = each.value.app_protocol
-        }
+        merge(
+          {
+            name          = each.value.port_name
+            containerPort = each.value.container_port
+            protocol      = "tcp"
+          },
+          local.port_app_protocol,
+        )
       ]
 
       environment = [
@@ -96,12 +91,17 @@ resource "aws_ecs_task_definition" "this" {
         startPeriod = 10
       }
 
-      # init reaps the processes ECS Exec starts and forwards SIGTERM.
+      # A tiny init as PID 1 forwards SIGTERM to the app and reaps orphans.
+      # No ECS Exec here: the distroless image has no shell (see toolbox.tf).
       linuxParameters = {
         initProcessEnabled = true
       }
 
-      mountPoints = local.exec_mount_points
+      # Connections are file descriptors: soft = hard, so the limit the app
+      # sees does not depend on Fargate's default.
+      ulimits = [
+        { name = "nofile", softLimit = local.nofile_limit, hardLimit = local.nofile_limit }
+      ]
 
       logConfiguration = {
         logDriver = "awslogs"
@@ -118,14 +118,16 @@ resource "aws_ecs_task_definition" "this" {
 
   lifecycle {
     precondition {
+      condition     = contains(lookup(local.fargate_memory_options, tostring(var.task_cpu), []), var.task_memory)
+      error_message = "task_cpu/task_memory is not a valid Fargate size (e.g. 512/1024, 1024/2048; see local.fargate_memory_options)."
+    }
+
+    precondition {
       condition = (
-        (var.task_cpu == 256 && contains([512, 1024, 2048], var.task_memory)) ||
-        (var.task_cpu == 512 && var.task_memory >= 1024 && var.task_memory <= 4096 && var.task_memory % 1024 == 0) ||
-        (var.task_cpu == 1024 && var.task_memory >= 2048 && var.task_memory <= 8192 && var.task_memory % 1024 == 0) ||
-        (var.task_cpu == 2048 && var.task_memory >= 4096 && var.task_memory <= 16384 && var.task_memory % 1024 == 0) ||
-        (var.task_cpu == 4096 && var.task_memory >= 8192 && var.task_memory <= 30720 && var.task_memory % 1024 == 0)
+        var.task_cpu >= local.app_min_size.cpu + local.service_connect_proxy_size.cpu &&
+        var.task_memory >= local.app_min_size.memory + local.service_connect_proxy_size.memory
       )
-      error_message = "task_cpu/task_memory is not a valid Fargate combination (e.g. 256/512, 512/1024, 1024/2048)."
+      error_message = "task_cpu/task_memory must hold the app (256 CPU units, 512 MiB) plus the Service Connect proxy (256 CPU units, 64 MiB): at least 512/1024."
     }
 
     precondition {
@@ -148,7 +150,7 @@ resource "aws_ecs_service" "this" {
   desired_count                     = var.min_capacity
   launch_type                       = "FARGATE"
   platform_version                  = "LATEST" # Service Connect needs >= 1.4.0
-  enable_execute_command            = true
+  enable_execute_command            = false    # distroless: no shell to exec into; use the toolbox
   enable_ecs_managed_tags           = true
   propagate_tags                    = "SERVICE"
   health_check_grace_period_seconds = var.health_check_grace_period_seconds
@@ -231,6 +233,9 @@ resource "aws_ecs_service" "this" {
   lifecycle {
     # Autoscaling owns the task count after creation.
     ignore_changes = [desired_count]
+
+    # appProtocol cannot change on a Service Connect service: replace it.
+    replace_triggered_by = [terraform_data.service_connect_app_protocol]
   }
 
   # Create after (and destroy before) everything the tasks and the proxies
@@ -243,7 +248,12 @@ resource "aws_ecs_service" "this" {
     aws_lb_listener_rule.rest,
     aws_lb_listener_rule.grpc,
     aws_iam_role_policy.task_execution,
-    aws_iam_role_policy_attachment.task_ecs_exec,
     aws_route.private_nat,
   ]
+}
+
+# Holds var.service_connect_app_protocol so that changing it replaces the
+# services (replace_triggered_by) instead of failing the update.
+resource "terraform_data" "service_connect_app_protocol" {
+  input = var.service_connect_app_protocol
 }

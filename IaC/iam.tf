@@ -4,9 +4,11 @@
 # - task execution role (shared by every task definition): what ECS/Fargate
 #   itself needs to start a task: pull the app image from ECR and write the
 #   container and Service Connect proxy logs.
-# - task role (service-a, service-b) and toolbox task role: what the code in
-#   the container may do. The app calls no AWS API; the only permissions are
-#   those ECS Exec needs (SSM messages channels and session logging).
+# - task role of service-a and service-b: what the code in the container may
+#   do. The app calls no AWS API, so the role has no permissions at all (ECS
+#   Exec is off for the distroless app containers, which have no shell).
+# - toolbox task role (toolbox.tf): ECS Exec only, the policy below (SSM
+#   messages channels and session logging).
 # The Service Connect TLS infrastructure role is in service_connect.tf.
 ################################################################################
 
@@ -93,7 +95,7 @@ resource "aws_iam_role_policy" "task_execution" {
 }
 
 ################################################################################
-# Task role: ECS Exec only
+# ECS Exec permissions (attached to the toolbox task role only)
 ################################################################################
 
 data "aws_iam_policy_document" "ecs_exec" {
@@ -142,13 +144,14 @@ resource "aws_iam_policy" "ecs_exec" {
   policy      = data.aws_iam_policy_document.ecs_exec.json
 }
 
+################################################################################
+# Task role of the services: no permissions
+################################################################################
+
+# Kept although empty: the tasks get an identity of their own, and a future
+# AWS call of the app gets its permissions here, not on the execution role.
 resource "aws_iam_role" "task" {
   name               = "${local.name}-task"
-  description        = "Task role of service-a and service-b: ECS Exec only (the app calls no AWS API)"
+  description        = "Task role of service-a and service-b: no permissions (the app calls no AWS API; no ECS Exec)"
   assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
-}
-
-resource "aws_iam_role_policy_attachment" "task_ecs_exec" {
-  role       = aws_iam_role.task.name
-  policy_arn = aws_iam_policy.ecs_exec.arn
 }

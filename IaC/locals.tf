@@ -50,7 +50,6 @@ locals {
     "service-a" = {
       container_port = 8201
       port_name      = "service-a-grpc"
-      app_protocol   = "grpc"
       discovery_name = "service-a"
       dns_name       = "service-a-sc"
       health_path    = "/service-a/healthcheck"
@@ -61,7 +60,6 @@ locals {
     "service-b" = {
       container_port = 8202
       port_name      = "service-b-grpc"
-      app_protocol   = "grpc"
       discovery_name = "service-b"
       dns_name       = "service-b-sc"
       health_path    = "/service-b/healthcheck"
@@ -112,21 +110,45 @@ locals {
   target_protocol = var.service_connect_tls_enabled ? "HTTPS" : "HTTP"
 
   ##############################################################################
-  # ECS Exec with a read-only root filesystem: the SSM agent that ECS Exec
-  # injects needs these two directories writable (aws/containers-roadmap#1359).
-  # Empty Fargate bind-mount volumes (task ephemeral storage) provide them.
+  # Port mapping appProtocol (var.service_connect_app_protocol); "none" sets
+  # none, which Service Connect treats as TCP.
   ##############################################################################
-  exec_volumes = {
-    "ecs-exec-var-lib-amazon" = "/var/lib/amazon"
-    "ecs-exec-var-log-amazon" = "/var/log/amazon"
+  port_app_protocol = (
+    var.service_connect_app_protocol == "none"
+    ? {}
+    : { appProtocol = var.service_connect_app_protocol }
+  )
+
+  ##############################################################################
+  # Task sizes. ECS adds a Service Connect proxy container to every task of a
+  # Service Connect service (the toolbox too); AWS recommends adding 256 CPU
+  # units and at least 64 MiB to the task for it. The app keeps at least the
+  # 256 CPU units / 512 MiB that the whole task used to have, so a task needs
+  # 512 CPU / 576 MiB: the smallest valid Fargate size is 512 / 1024.
+  # The toolbox's grpcurl container idles (`tail -f /dev/null`) and runs one
+  # short grpcurl per ECS Exec session: it reserves no CPU and 256 MiB (the
+  # ECS Exec agent included), so 256 / 512 holds it and its proxy.
+  ##############################################################################
+  service_connect_proxy_size = { cpu = 256, memory = 64 }
+  app_min_size               = { cpu = 256, memory = 512 }
+  toolbox_container_size     = { cpu = 0, memory = 256 }
+  toolbox_task_size          = { cpu = 256, memory = 512 }
+
+  # Valid Fargate (Linux) task sizes: CPU units => memory MiB options.
+  fargate_memory_options = {
+    "256"   = [512, 1024, 2048]
+    "512"   = range(1024, 4097, 1024)
+    "1024"  = range(2048, 8193, 1024)
+    "2048"  = range(4096, 16385, 1024)
+    "4096"  = range(8192, 30721, 1024)
+    "8192"  = range(16384, 61441, 4096)
+    "16384" = range(32768, 122881, 8192)
   }
-  exec_mount_points = [
-    for name, path in local.exec_volumes : {
-      sourceVolume  = name
-      containerPath = path
-      readOnly      = false
-    }
-  ]
+
+  # Open files per app container (soft = hard). Fargate's documented default
+  # is 65535 today, but it was 1024 (soft) on older platform versions: set
+  # it, so the limit never depends on the platform version.
+  nofile_limit = 65535
 
   certificate_arn   = var.certificate_arn != "" ? var.certificate_arn : aws_acm_certificate.self_signed[0].arn
   self_signed_cert  = var.certificate_arn == ""

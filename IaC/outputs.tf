@@ -69,6 +69,16 @@ output "service_connect_namespace_arn" {
   value       = aws_service_discovery_http_namespace.this.arn
 }
 
+output "service_connect_app_protocol" {
+  description = "appProtocol of the services' port mapping (\"none\" = not set, TCP); the smoke test names it when ALB health checks fail."
+  value       = var.service_connect_app_protocol
+}
+
+output "rest_target_group_arns" {
+  description = "ALB REST target group ARN per service (the smoke test reads their target health)."
+  value       = { for k, tg in aws_lb_target_group.rest : k => tg.arn }
+}
+
 output "service_connect_tls_enabled" {
   description = "Whether Service Connect TLS is on (and the ALB target groups use HTTPS)."
   value       = var.service_connect_tls_enabled

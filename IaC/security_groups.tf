@@ -5,9 +5,10 @@
 #   internet --80/443--> alb --service ports--> tasks
 #   tasks --service ports--> tasks            (Service Connect proxy to proxy)
 #   toolbox --service ports--> tasks          (grpcurl through its own proxy)
-#   tasks, toolbox --443--> AWS APIs via NAT  (ECR, CloudWatch Logs, SSM
-#                                              messages for ECS Exec, the
-#                                              Service Connect control plane)
+#   tasks, toolbox --443--> AWS APIs via NAT  (ECR, CloudWatch Logs, the
+#                                              Service Connect control plane;
+#                                              SSM messages for the toolbox's
+#                                              ECS Exec)
 ################################################################################
 
 resource "aws_security_group" "alb" {
@@ -129,7 +130,7 @@ resource "aws_vpc_security_group_egress_rule" "tasks_to_peers" {
 
 resource "aws_vpc_security_group_egress_rule" "tasks_https" {
   security_group_id = aws_security_group.tasks.id
-  description       = "HTTPS to AWS APIs through the NAT gateway (ECR, CloudWatch Logs, SSM messages, Service Connect)"
+  description       = "HTTPS to AWS APIs through the NAT gateway (ECR, CloudWatch Logs, Service Connect)"
   ip_protocol       = "tcp"
   from_port         = 443
   to_port           = 443

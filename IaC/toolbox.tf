@@ -31,8 +31,8 @@ resource "aws_ecs_task_definition" "toolbox" {
   family                   = "${local.name}-${local.toolbox_name}"
   requires_compatibilities = ["FARGATE"]
   network_mode             = "awsvpc"
-  cpu                      = 256
-  memory                   = 512
+  cpu                      = local.toolbox_task_size.cpu
+  memory                   = local.toolbox_task_size.memory
   execution_role_arn       = aws_iam_role.task_execution.arn
   task_role_arn            = aws_iam_role.toolbox_task[0].arn
 
@@ -60,6 +60,9 @@ resource "aws_ecs_task_definition" "toolbox" {
       readonlyRootFilesystem = false
       stopTimeout            = 2
 
+      # grpcurl and the ECS Exec agent; the rest of the task is the proxy's.
+      memoryReservation = local.toolbox_container_size.memory
+
       linuxParameters = {
         initProcessEnabled = true
       }
@@ -74,6 +77,17 @@ resource "aws_ecs_task_definition" "toolbox" {
       }
     }
   ])
+
+  lifecycle {
+    precondition {
+      condition = (
+        contains(lookup(local.fargate_memory_options, tostring(local.toolbox_task_size.cpu), []), local.toolbox_task_size.memory) &&
+        local.toolbox_task_size.cpu >= local.toolbox_container_size.cpu + local.service_connect_proxy_size.cpu &&
+        local.toolbox_task_size.memory >= local.toolbox_container_size.memory + local.service_connect_proxy_size.memory
+      )
+      error_message = "local.toolbox_task_size must be a valid Fargate size that holds the toolbox container plus the Service Connect proxy."
+    }
+  }
 }
 
 resource "aws_ecs_service" "toolbox" {
@@ -116,6 +130,12 @@ resource "aws_ecs_service" "toolbox" {
         awslogs-stream-prefix = local.toolbox_name
       }
     }
+  }
+
+  # Replaced with the services (when their appProtocol changes), so that it
+  # starts again after them and knows their new endpoints.
+  lifecycle {
+    replace_triggered_by = [terraform_data.service_connect_app_protocol]
   }
 
   # A Service Connect client sees the endpoints that exist when its task

@@ -170,13 +170,28 @@ variable "service_connect_kms_enabled" {
 }
 
 variable "service_connect_idle_timeout_seconds" {
-  description = "Service Connect idle timeout. Long-lived gRPC streams (WatchStatus) need a large value; the per-request timeout is always disabled (0)."
+  description = "Seconds a Service Connect proxy keeps a connection open with no traffic on it. 0 disables the idle timeout: quiet connections and streams then stay open until a side closes them (dead peers are only found by the app's HTTP/2 keepalive). Long-lived gRPC streams (WatchStatus) need a large value or 0; the per-request timeout is always disabled (0)."
   type        = number
   default     = 3600
 
   validation {
-    condition     = var.service_connect_idle_timeout_seconds >= 60 && var.service_connect_idle_timeout_seconds <= 2147483647
-    error_message = "service_connect_idle_timeout_seconds must be at least 60."
+    condition = (
+      var.service_connect_idle_timeout_seconds == floor(var.service_connect_idle_timeout_seconds) &&
+      (var.service_connect_idle_timeout_seconds == 0 ||
+      (var.service_connect_idle_timeout_seconds >= 60 && var.service_connect_idle_timeout_seconds <= 2147483647))
+    )
+    error_message = "service_connect_idle_timeout_seconds must be a whole number: 0 (no idle timeout) or 60 to 2147483647 seconds."
+  }
+}
+
+variable "service_connect_app_protocol" {
+  description = "appProtocol of the services' port mapping (what the Service Connect proxy expects on it): \"grpc\" (default: each gRPC call balanced on its own across the peer's tasks, gRPC metrics), \"http2\" (per-request balancing, HTTP/2 metrics), \"http\" (HTTP/1.x handling; AWS does not document that it carries the services' gRPC), or \"none\" (no appProtocol: TCP, a client's connection and every call on it stick to one peer task, no request metrics). ALB health checks and REST requests arrive at the same port over HTTP/1.1; AWS does not document whether a \"grpc\" or \"http2\" port accepts that (\"none\" passes bytes through): if they fail while the tasks are healthy, try \"http2\", then \"none\" (IaC/README.md, Troubleshooting). Changing it replaces both ECS services."
+  type        = string
+  default     = "grpc"
+
+  validation {
+    condition     = contains(["grpc", "http2", "http", "none"], var.service_connect_app_protocol)
+    error_message = "service_connect_app_protocol must be \"grpc\", \"http2\", \"http\" or \"none\" (no appProtocol: TCP, per-connection balancing)."
   }
 }
 
@@ -192,24 +207,24 @@ variable "cpu_architecture" {
 }
 
 variable "task_cpu" {
-  description = "Fargate task CPU units for each service (the Service Connect proxy shares them)."
-  type        = number
-  default     = 256
-
-  validation {
-    condition     = contains([256, 512, 1024, 2048, 4096], var.task_cpu)
-    error_message = "task_cpu must be one of 256, 512, 1024, 2048, 4096."
-  }
-}
-
-variable "task_memory" {
-  description = "Fargate task memory in MiB for each service (must be a valid Fargate combination with task_cpu)."
+  description = "Fargate task CPU units for each service: the app and the Service Connect proxy ECS adds to the task share them. AWS recommends 256 units for the proxy on top of the app's; the default 512 gives the app the 256 it was measured with."
   type        = number
   default     = 512
 
   validation {
-    condition     = var.task_memory >= 512 && var.task_memory <= 30720 && var.task_memory % 512 == 0
-    error_message = "task_memory must be a multiple of 512 between 512 and 30720 MiB."
+    condition     = contains([256, 512, 1024, 2048, 4096, 8192, 16384], var.task_cpu)
+    error_message = "task_cpu must be one of 256, 512, 1024, 2048, 4096, 8192, 16384."
+  }
+}
+
+variable "task_memory" {
+  description = "Fargate task memory in MiB for each service, shared by the app and the Service Connect proxy (AWS recommends at least 64 MiB for the proxy). Must be a valid Fargate combination with task_cpu; 1024 is the smallest for 512 CPU units."
+  type        = number
+  default     = 1024
+
+  validation {
+    condition     = var.task_memory >= 512 && var.task_memory <= 122880 && var.task_memory % 512 == 0
+    error_message = "task_memory must be a multiple of 512 between 512 and 122880 MiB (and a valid Fargate combination with task_cpu)."
   }
 }
 

@@ -257,7 +257,9 @@ function main() {
     const n = Object.keys(doc.resources).length + Object.keys(doc.data_sources).length;
     console.log(`${out}: ${n} types from ${doc.package}@${doc.package_version} (${doc.provider} ${doc.provider_version})`);
   }
-  const known = Object.keys(PROVIDERS).map((p) => `${p}_`);
+  // terraform_* (terraform_data) is built into Terraform: no npm package;
+  // schema/terraform.json is written by hand.
+  const known = [...Object.keys(PROVIDERS).map((p) => `${p}_`), "terraform_"];
   for (const kind of ["resources", "data_sources"]) {
     for (const t of used[kind]) {
       if (!known.some((k) => t.startsWith(k)) && !explicit.has(t)) missing.push(`${kind === "resources" ? "resource" : "data"} "${t}" (no provider package configured)`);

@@ -1,0 +1,489 @@
+//! Reads `IaC/*.tf` for the contract test: parses the files with hcl-rs and
+//! evaluates expressions (variable defaults, locals, `each`) with the
+//! Terraform functions the configuration uses, so checks compare values,
+//! not text.
+
+use std::{fs, path::Path};
+
+use hcl::{
+    Block, Body, Expression, Map, Object, ObjectKey, Value,
+    eval::{Context, Evaluate, FuncArgs, FuncDef, ParamType},
+};
+
+/// Every top-level block of a set of .tf files.
+pub(crate) struct Iac {
+    pub(crate) blocks: Vec<Block>,
+}
+
+impl Iac {
+    pub(crate) fn parse(files: &[(String, String)]) -> Self {
+        let blocks = files
+            .iter()
+            .flat_map(|(name, text)| {
+                let body: Body = hcl::parse(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+                body.into_blocks()
+            })
+            .collect();
+        Self { blocks }
+    }
+
+    /// `resource "kind" "name"` bodies.
+    pub(crate) fn resources<'a>(
+        &'a self,
+        kind: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a Body)> {
+        self.labelled("resource", kind)
+    }
+
+    pub(crate) fn resource<'a>(&'a self, kind: &'a str, name: &str) -> Option<&'a Body> {
+        self.resources(kind)
+            .find(|(n, _)| *n == name)
+            .map(|(_, body)| body)
+    }
+
+    /// `data "kind" "name"` body.
+    pub(crate) fn data<'a>(&'a self, kind: &'a str, name: &str) -> Option<&'a Body> {
+        self.labelled("data", kind)
+            .find(|(n, _)| *n == name)
+            .map(|(_, body)| body)
+    }
+
+    /// `variable "name"` body.
+    pub(crate) fn variable(&self, name: &str) -> Option<&Body> {
+        self.blocks
+            .iter()
+            .find(|b| {
+                b.identifier() == "variable"
+                    && b.labels().first().is_some_and(|l| l.as_str() == name)
+            })
+            .map(|b| b.body())
+    }
+
+    /// Whether every `validation` of `variable "name"` accepts `value`
+    /// (None: no validation, or one that does not evaluate to a bool).
+    /// A validation refers only to its own variable, so `context`'s locals
+    /// are not evaluated again.
+    pub(crate) fn accepts(
+        &self,
+        context: &Context<'static>,
+        name: &str,
+        value: Value,
+    ) -> Option<bool> {
+        let conditions: Vec<_> = self
+            .variable(name)?
+            .blocks()
+            .filter(|b| b.identifier() == "validation")
+            .filter_map(|b| attribute(b.body(), "condition"))
+            .collect();
+        if conditions.is_empty() {
+            return None;
+        }
+        all_true(&conditions, &with_vars(context, &[(name, value)]))
+    }
+
+    fn labelled<'a>(
+        &'a self,
+        identifier: &'a str,
+        kind: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a Body)> {
+        self.blocks
+            .iter()
+            .filter_map(move |block| match block.labels() {
+                [k, name] if block.identifier() == identifier && k.as_str() == kind => {
+                    Some((name.as_str(), block.body()))
+                }
+                _ => None,
+            })
+    }
+
+    /// A context with `var` (variable defaults, with `overrides`) and every
+    /// local that can be evaluated without provider data.
+    pub(crate) fn context(&self, overrides: &[(&str, Value)]) -> Context<'static> {
+        let mut vars = Map::new();
+        for block in self.blocks.iter().filter(|b| b.identifier() == "variable") {
+            let default =
+                attribute(block.body(), "default").and_then(|e| e.evaluate(&Context::new()).ok());
+            if let (Some(name), Some(value)) = (block.labels().first(), default) {
+                vars.insert(name.as_str().to_owned(), value);
+            }
+        }
+        for (name, value) in overrides {
+            vars.insert((*name).to_owned(), value.clone());
+        }
+        let pending: Vec<_> = self
+            .blocks
+            .iter()
+            .filter(|b| b.identifier() == "locals")
+            .flat_map(|b| b.body().attributes())
+            .collect();
+        // Locals refer to each other: evaluate until nothing more resolves.
+        let mut locals = Map::new();
+        locals.insert("partition".to_owned(), Value::from("aws"));
+        loop {
+            let mut context = terraform_functions();
+            context.declare_var("var", Value::Object(vars.clone()));
+            context.declare_var("local", Value::Object(locals.clone()));
+            let resolved: Vec<_> = pending
+                .iter()
+                .filter(|a| !locals.contains_key(a.key()))
+                .filter_map(|a| {
+                    a.expr()
+                        .evaluate(&context)
+                        .ok()
+                        .map(|v| (a.key().to_owned(), v))
+                })
+                .collect();
+            if resolved.is_empty() {
+                return context;
+            }
+            locals.extend(resolved);
+        }
+    }
+}
+
+/// A context with the Terraform functions `IaC/` uses, for the argument
+/// types it uses them with.
+fn terraform_functions() -> Context<'static> {
+    let mut context = Context::new();
+    let functions: [(&str, FuncDef); 8] = [
+        (
+            "tostring",
+            FuncDef::builder().param(ParamType::Any).build(tostring),
+        ),
+        (
+            "floor",
+            FuncDef::builder().param(ParamType::Number).build(floor),
+        ),
+        (
+            "range",
+            FuncDef::builder()
+                .params([ParamType::Number, ParamType::Number, ParamType::Number])
+                .build(range),
+        ),
+        (
+            "contains",
+            FuncDef::builder()
+                .params([ParamType::array_of(ParamType::Any), ParamType::Any])
+                .build(contains),
+        ),
+        (
+            "lookup",
+            FuncDef::builder()
+                .params([
+                    ParamType::object_of(ParamType::Any),
+                    ParamType::String,
+                    ParamType::Any,
+                ])
+                .build(lookup),
+        ),
+        (
+            "alltrue",
+            FuncDef::builder()
+                .param(ParamType::array_of(ParamType::Bool))
+                .build(alltrue),
+        ),
+        (
+            "keys",
+            FuncDef::builder()
+                .param(ParamType::object_of(ParamType::Any))
+                .build(keys),
+        ),
+        (
+            "merge",
+            FuncDef::builder()
+                .variadic_param(ParamType::object_of(ParamType::Any))
+                .build(merge),
+        ),
+    ];
+    for (name, function) in functions {
+        context.declare_func(name, function);
+    }
+    context
+}
+
+/// Terraform's `tostring` for the scalars it accepts.
+fn tostring(args: FuncArgs) -> Result<Value, String> {
+    match args.into_values().pop() {
+        Some(Value::String(s)) => Ok(Value::String(s)),
+        Some(Value::Number(n)) => Ok(Value::String(n.to_string())),
+        Some(Value::Bool(b)) => Ok(Value::String(b.to_string())),
+        other => Err(format!("tostring of {other:?}")),
+    }
+}
+
+fn number(value: Option<&Value>) -> Result<f64, String> {
+    match value {
+        Some(Value::Number(n)) => n.as_f64().ok_or_else(|| format!("{n} is not finite")),
+        other => Err(format!("{other:?} is not a number")),
+    }
+}
+
+/// A whole number as an HCL integer (so that `4096 == 4096.0` compares
+/// equal to the integers written in .tf files).
+fn whole(x: f64) -> Value {
+    if x.fract() == 0.0 && x.abs() < 9.0e15 {
+        Value::from(x as i64)
+    } else {
+        Value::from(x)
+    }
+}
+
+fn floor(args: FuncArgs) -> Result<Value, String> {
+    Ok(whole(number(args.into_values().first())?.floor()))
+}
+
+/// `range(start, limit, step)`: start, start + step, ... while < limit.
+fn range(args: FuncArgs) -> Result<Value, String> {
+    let values = args.into_values();
+    let (start, limit, step) = (
+        number(values.first())?,
+        number(values.get(1))?,
+        number(values.get(2))?,
+    );
+    if step <= 0.0 {
+        return Err("range: only a positive step is supported here".into());
+    }
+    let count = ((limit - start) / step).ceil().max(0.0) as usize;
+    if count > 1024 {
+        return Err(format!(
+            "range: {count} elements is more than Terraform allows"
+        ));
+    }
+    Ok(Value::Array(
+        (0..count).map(|i| whole(start + step * i as f64)).collect(),
+    ))
+}
+
+fn contains(args: FuncArgs) -> Result<Value, String> {
+    let values = args.into_values();
+    match (values.first(), values.get(1)) {
+        (Some(Value::Array(list)), Some(wanted)) => Ok(Value::Bool(list.contains(wanted))),
+        other => Err(format!("contains{other:?}")),
+    }
+}
+
+fn lookup(args: FuncArgs) -> Result<Value, String> {
+    let mut values = args.into_values().into_iter();
+    match (values.next(), values.next(), values.next()) {
+        (Some(Value::Object(map)), Some(Value::String(key)), Some(default)) => {
+            Ok(map.get(&key).cloned().unwrap_or(default))
+        }
+        other => Err(format!("lookup{other:?}")),
+    }
+}
+
+fn alltrue(args: FuncArgs) -> Result<Value, String> {
+    match args.into_values().pop() {
+        Some(Value::Array(list)) => Ok(Value::Bool(list.iter().all(|v| *v == Value::Bool(true)))),
+        other => Err(format!("alltrue of {other:?}")),
+    }
+}
+
+/// Object keys, sorted (hcl-rs objects are ordered by insertion; Terraform
+/// sorts them).
+fn keys(args: FuncArgs) -> Result<Value, String> {
+    match args.into_values().pop() {
+        Some(Value::Object(map)) => {
+            let mut keys: Vec<_> = map.into_iter().map(|(k, _)| k).collect();
+            keys.sort();
+            Ok(Value::from(keys))
+        }
+        other => Err(format!("keys of {other:?}")),
+    }
+}
+
+fn merge(args: FuncArgs) -> Result<Value, String> {
+    let mut merged = Map::new();
+    for value in args.into_values() {
+        match value {
+            Value::Object(map) => merged.extend(map),
+            other => return Err(format!("merge of {other:?}")),
+        }
+    }
+    Ok(Value::Object(merged))
+}
+
+pub(crate) fn attribute<'a>(body: &'a Body, key: &str) -> Option<&'a Expression> {
+    body.attributes().find(|a| a.key() == key).map(|a| a.expr())
+}
+
+/// The first nested block on `path`; `dynamic "x"` counts as block `x`
+/// (its `content`).
+pub(crate) fn block<'a>(body: &'a Body, path: &[&str]) -> Option<&'a Body> {
+    let Some((first, rest)) = path.split_first() else {
+        return Some(body);
+    };
+    let found = body.blocks().find_map(|b| match b.identifier() {
+        id if id == *first => Some(b.body()),
+        "dynamic" if b.labels().first().is_some_and(|l| l.as_str() == *first) => b
+            .body()
+            .blocks()
+            .find(|c| c.identifier() == "content")
+            .map(|c| c.body()),
+        _ => None,
+    })?;
+    block(found, rest)
+}
+
+/// The `condition`s of the `lifecycle { precondition { ... } }` blocks.
+pub(crate) fn preconditions(body: &Body) -> Vec<&Expression> {
+    body.blocks()
+        .filter(|b| b.identifier() == "lifecycle")
+        .flat_map(|b| b.body().blocks())
+        .filter(|b| b.identifier() == "precondition")
+        .filter_map(|b| attribute(b.body(), "condition"))
+        .collect()
+}
+
+/// Whether all `conditions` evaluate to true (None if one is not a bool).
+pub(crate) fn all_true(conditions: &[&Expression], context: &Context<'static>) -> Option<bool> {
+    conditions.iter().try_fold(true, |all, condition| {
+        match condition.evaluate(context).ok()? {
+            Value::Bool(b) => Some(all && b),
+            _ => None,
+        }
+    })
+}
+
+/// The first container of `aws_ecs_task_definition.NAME`, written as
+/// `container_definitions = jsonencode([{ ... }, ...])`.
+pub(crate) fn container<'a>(iac: &'a Iac, name: &str) -> Option<&'a Object<ObjectKey, Expression>> {
+    let definitions = iac
+        .resource("aws_ecs_task_definition", name)
+        .and_then(|body| attribute(body, "container_definitions"))?;
+    let Expression::FuncCall(call) = definitions else {
+        return None;
+    };
+    if call.name.name.as_str() != "jsonencode" {
+        return None;
+    }
+    match call.args.first()? {
+        Expression::Array(containers) => match containers.first()? {
+            Expression::Object(object) => Some(object),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// One field of a [`container`], unevaluated.
+pub(crate) fn field<'a>(
+    container: Option<&'a Object<ObjectKey, Expression>>,
+    key: &str,
+) -> Option<&'a Expression> {
+    container?
+        .iter()
+        .find(|(k, _)| matches!(k, ObjectKey::Identifier(id) if id.as_str() == key))
+        .map(|(_, v)| v)
+}
+
+pub(crate) fn source(expression: &Expression) -> String {
+    hcl::format::to_string(expression).unwrap_or_default()
+}
+
+/// `context` with `each` bound to one entry of `local.services`.
+/// `context` with some variables replaced, without evaluating the locals
+/// again: only for variables that no local depends on.
+pub(crate) fn with_vars(
+    context: &Context<'static>,
+    overrides: &[(&str, Value)],
+) -> Context<'static> {
+    let var = Expression::from(hcl::Variable::unchecked("var"));
+    let mut vars = match var.evaluate(context) {
+        Ok(Value::Object(vars)) => vars,
+        _ => Map::new(),
+    };
+    for (name, value) in overrides {
+        vars.insert((*name).to_owned(), value.clone());
+    }
+    let mut context = context.clone();
+    context.declare_var("var", Value::Object(vars));
+    context
+}
+
+pub(crate) fn with_each(context: &Context<'static>, service: &str) -> Context<'static> {
+    let services = Some(context_value(context, "services"));
+    let mut each = Map::new();
+    each.insert("key".to_owned(), Value::from(service));
+    each.insert(
+        "value".to_owned(),
+        get(&services, service).unwrap_or(Value::Null),
+    );
+    let mut context = context.clone();
+    context.declare_var("each", Value::Object(each));
+    context
+}
+
+pub(crate) fn context_value(context: &Context<'static>, local: &str) -> Value {
+    let expr: Expression = Expression::Traversal(Box::new(
+        hcl::Traversal::builder(hcl::Variable::unchecked("local"))
+            .attr(local)
+            .build(),
+    ));
+    expr.evaluate(context).unwrap_or(Value::Null)
+}
+
+/// Collects what does not match, with where and what was expected.
+#[derive(Default)]
+pub(crate) struct Findings(pub(crate) Vec<String>);
+
+impl Findings {
+    pub(crate) fn expect(
+        &mut self,
+        place: &str,
+        what: &str,
+        got: Option<Value>,
+        want: impl Into<Value>,
+    ) {
+        let want = want.into();
+        if got.as_ref() != Some(&want) {
+            self.0.push(format!(
+                "{place}: {what} is {got:?}, the code expects {want:?}"
+            ));
+        }
+    }
+
+    pub(crate) fn require(&mut self, condition: bool, message: String) {
+        if !condition {
+            self.0.push(message);
+        }
+    }
+}
+
+pub(crate) fn eval(expression: Option<&Expression>, context: &Context<'static>) -> Option<Value> {
+    expression?.evaluate(context).ok()
+}
+
+pub(crate) fn get(value: &Option<Value>, key: &str) -> Option<Value> {
+    match value {
+        Some(Value::Object(map)) => map.get(key).cloned(),
+        _ => None,
+    }
+}
+
+pub(crate) fn attribute_of_locals<'a>(iac: &'a Iac, key: &str) -> Option<&'a Expression> {
+    iac.blocks
+        .iter()
+        .filter(|b| b.identifier() == "locals")
+        .find_map(|b| attribute(b.body(), key))
+}
+
+pub(crate) fn iac_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+pub(crate) fn real_files() -> Vec<(String, String)> {
+    let mut files: Vec<_> = fs::read_dir(iac_dir())
+        .expect("IaC/ exists")
+        .map(|entry| entry.expect("readable").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "tf"))
+        .map(|path| {
+            (
+                path.display().to_string(),
+                fs::read_to_string(&path).expect("readable .tf"),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
