@@ -3,9 +3,12 @@
 # then smoke-test them through the ALB. Also tears everything down.
 #
 # Usage:
-#   scripts/deploy.sh [deploy] [TERRAFORM_ARGS...]  # ECR -> build/push -> apply -> wait -> smoke test
+#   scripts/deploy.sh [deploy] [TERRAFORM_ARGS...]  # ECR -> build/push -> apply -> verify
 #   scripts/deploy.sh build    [TERRAFORM_ARGS...]  # ECR -> build/push only; prints the image tag
-#   scripts/deploy.sh smoke    [TERRAFORM_ARGS...]  # smoke test the current deployment again
+#   scripts/deploy.sh verify                        # wait for stability, smoke test, restart once if
+#                                                   # a Service Connect name does not resolve
+#   scripts/deploy.sh smoke                         # smoke test only (scripts/smoke-test.sh)
+#   scripts/deploy.sh restart                       # restart both services (force new deployment), wait
 #   scripts/deploy.sh destroy  [TERRAFORM_ARGS...]  # terraform destroy (same as scripts/destroy.sh)
 #
 #   TERRAFORM_ARGS are passed to `terraform apply/destroy/console`, e.g.
@@ -23,15 +26,18 @@
 #      for the platform matching var.cpu_architecture (X86_64 -> linux/amd64,
 #      ARM64 -> linux/arm64; the Dockerfile cross-compiles, no QEMU needed)
 #   5. terraform apply -var image_tag=<tag>
-#   6. aws ecs wait services-stable for both services; on the first deployment,
-#      restart both once (a Service Connect task only knows the aliases that
-#      existed when it started) and wait again
-#   7. curl the six REST paths through the ALB (fails unless all answer 200)
-#   8. print the ECS Exec + grpcurl command (terraform output grpcurl_exec_command)
+#   6. verify: aws ecs wait services-stable, then scripts/smoke-test.sh (the six
+#      REST paths through the ALB). If other-status fails only because a peer's
+#      Service Connect name does not resolve (a task started before the peer's
+#      endpoint existed: the first deployment, or a rerun after an apply that
+#      created the services and then failed), restart both services once, wait
+#      and smoke-test again. RESTART_SERVICES=1 restarts them before the smoke
+#      test whatever happens (idempotent: a restart is a rolling deployment).
+#   7. print the ECS Exec + grpcurl command (terraform output grpcurl_exec_command)
 #
 # Prerequisites: bash, git, terraform >= 1.5, AWS CLI v2 with credentials for the
 # target account (ECS Exec additionally needs the Session Manager plugin), docker
-# with buildx and a running engine (deploy/build), curl (deploy/smoke); jq optional.
+# with buildx and a running engine (deploy/build), curl and jq (deploy/verify/smoke).
 #
 # Environment (all optional):
 #   AWS_REGION        region; exported as TF_VAR_aws_region unless that is set
@@ -45,11 +51,9 @@
 #   IMAGE_TAG         deploy this tag instead of computing one (built and pushed
 #                     from the current tree if it is not in ECR yet)
 #   AUTO_APPROVE=1    pass -auto-approve to terraform apply/destroy (CI)
-#   CURL_INSECURE     auto (default) | 1 | 0. auto adds curl -k when the ALB URL is
-#                     the ALB's own *.elb.amazonaws.com name: no trusted certificate
-#                     can match it (without certificate_arn the listener serves the
-#                     self-signed demo certificate).
-#   SMOKE_ATTEMPTS    attempts per smoke-test URL, with backoff (default 8, ~3 min)
+#   RESTART_SERVICES=1  restart both services once after the apply, before the smoke
+#                     test (without it they are restarted only when needed)
+#   CURL_INSECURE, SMOKE_ATTEMPTS, SMOKE_DNS_ATTEMPTS: see scripts/smoke-test.sh
 #
 # Destroy: the ECR repository is deleted with its images only when
 # var.ecr_force_delete is true (the default). With ecr_force_delete=false,
@@ -117,7 +121,7 @@ tf_init() {
 # Evaluate an expression with the same variables apply would use (tfvars,
 # TF_VAR_*, -var/-var-file); prints the bare string.
 tf_eval() {
-  local out err_file="${body_file}.tf_eval"
+  local out err_file="${tmp_file}.tf_eval"
   if ! out="$(printf '%s\n' "$1" | tf console -var image_tag=console ${tf_args[@]+"${tf_args[@]}"} 2>"${err_file}")" ||
     [[ -z "${out}" ]]; then
     cat "${err_file}" >&2
@@ -221,19 +225,17 @@ ensure_image() {
 }
 
 # ---------------------------------------------------------------------- services
-# Sets the arrays `services` (ECS service names) and the string `cluster`.
+# Sets the array `services` (ECS service names), the string `cluster` and,
+# unless already set, `region`, from the terraform outputs.
 read_services() {
-  local names_json
   cluster="$(tf_output_raw cluster_name)"
-  names_json="$(tf output -json service_names)"
   services=()
-  if command -v jq >/dev/null 2>&1; then
-    read -r -a services <<<"$(jq -r '[.[]] | join(" ")' <<<"${names_json}")"
-  else
-    # {"service-a":"name-a","service-b":"name-b"}: ECS names hold no , : or "
-    read -r -a services <<<"$(tr -d '{}" \n' <<<"${names_json}" | tr ',' '\n' | cut -d: -f2 | tr '\n' ' ')"
-  fi
+  read -r -a services <<<"$(tf output -json service_names | jq -r '[.[]] | join(" ")')"
   [[ ${#services[@]} -gt 0 ]] || die "terraform output service_names is empty"
+  if [[ -z "${region}" ]]; then
+    region="$(tf_output_raw aws_region)"
+    export AWS_REGION="${region}" AWS_DEFAULT_REGION="${region}"
+  fi
 }
 
 wait_stable() {
@@ -250,13 +252,12 @@ wait_stable() {
   fi
 }
 
-# A Service Connect task only knows the client aliases that existed when it
-# started. On the first deployment both services start together, so a task
-# of one may miss the other's alias: restart both once, now that both exist.
-restart_after_first_deployment() {
+# Restarts every service (a rolling deployment of the same task definition)
+# and waits until they are stable again. Safe to repeat.
+restart_services() {
   local cluster services service
   read_services
-  log "first deployment: restarting ${services[*]} so each task knows the other's Service Connect name"
+  log "restarting ${services[*]} so that every task knows every Service Connect name"
   for service in "${services[@]}"; do
     aws ecs update-service --region "${region}" --cluster "${cluster}" --service "${service}" \
       --force-new-deployment --query 'service.serviceName' --output text >&2
@@ -264,55 +265,27 @@ restart_after_first_deployment() {
   wait_stable
 }
 
-smoke_test() {
-  local alb_url
-  alb_url="$(tf_output_raw alb_url)" || die "terraform output alb_url is missing"
-  alb_url="${alb_url%/}"
-  [[ -n "${alb_url}" ]] || die "terraform output alb_url is empty"
+smoke_test() { "${repo_root}/scripts/smoke-test.sh"; }
 
-  local curl_opts=(-sS -L --connect-timeout 5 --max-time 15 -o "${body_file}" -w '%{http_code}')
-  local host="${alb_url#*://}"
-  host="${host%%[:/]*}"
-  case "${CURL_INSECURE:-auto}" in
-    1) curl_opts+=(-k) ;;
-    0) ;;
-    auto)
-      if [[ "${host}" == *.elb.amazonaws.com ]]; then
-        curl_opts+=(-k)
-        log "curl -k: ${host} is the ALB's own name, which no trusted certificate matches (the demo certificate is self-signed)"
-      fi
-      ;;
-    *) die "CURL_INSECURE must be auto, 1 or 0" ;;
-  esac
-
-  local attempts="${SMOKE_ATTEMPTS:-8}" failed=0 svc path url n delay code
-  log "smoke test through ${alb_url}"
-  for svc in service-a service-b; do
-    for path in healthcheck status other-status; do
-      url="${alb_url}/${svc}/${path}"
-      n=1
-      delay=2
-      while :; do
-        : >"${body_file}"
-        code="$(curl "${curl_opts[@]}" "${url}")" || code="000"
-        if [[ "${code}" == "200" ]]; then
-          printf '  200 %s  %s\n' "${url}" "$(head -c 200 "${body_file}" | tr -d '\n')" >&2
-          break
-        fi
-        if ((n >= attempts)); then
-          printf '  %s %s  FAILED after %d attempts: %s\n' "${code}" "${url}" "${n}" \
-            "$(head -c 300 "${body_file}" 2>/dev/null | tr -d '\n')" >&2
-          failed=1
-          break
-        fi
-        sleep "${delay}"
-        n=$((n + 1))
-        delay=$((delay * 2 > 30 ? 30 : delay * 2))
-      done
-    done
-  done
-  ((failed == 0)) || die "smoke test failed"
-  log "smoke test passed: all six REST paths answered 200"
+# Waits for stability and smoke-tests. A Service Connect task only knows the
+# endpoints that existed when it started: when both services start together
+# (first deployment, or a rerun after an apply that created them and then
+# failed), one may never resolve the other's name. That shows in the smoke
+# test as other-status failing with a name-resolution error (exit 3): then
+# restart both once and test again. Decided by what the tasks answer, not by
+# what Terraform's state says.
+verify() {
+  local status=0
+  wait_stable
+  if [[ "${RESTART_SERVICES:-0}" == "1" ]]; then restart_services; fi
+  smoke_test || status=$?
+  if [[ ${status} == 3 ]]; then
+    log "a Service Connect name does not resolve in some task: restarting both services once"
+    restart_services
+    status=0
+    smoke_test || status=$?
+  fi
+  [[ ${status} == 0 ]] || die "smoke test failed (exit ${status}; its output above says why)"
 }
 
 print_grpcurl() {
@@ -337,21 +310,30 @@ EOF
 
 # -------------------------------------------------------------------- subcommands
 cmd_deploy() {
-  need terraform aws git curl
+  need terraform aws git curl jq
   tf_init
   resolve_settings
   check_aws_identity
   ensure_image
-  local first_deployment=1
-  if tf state list 2>/dev/null | grep -q '^aws_ecs_service\.'; then first_deployment=0; fi
   log "deploying image tag ${image_tag}"
   tf apply -input=false ${approve_args[@]+"${approve_args[@]}"} ${tf_args[@]+"${tf_args[@]}"} \
     -var "image_tag=${image_tag}" >&2
-  wait_stable
-  if [[ ${first_deployment} == 1 ]]; then restart_after_first_deployment; fi
-  smoke_test
+  verify
   print_grpcurl
   log "deployed ${image_tag}"
+}
+
+# After an apply done elsewhere (the GitHub deploy workflow): IaC/ must be
+# initialised with the same backend.
+cmd_verify() {
+  need terraform aws curl jq
+  verify
+  print_grpcurl
+}
+
+cmd_restart() {
+  need terraform aws jq
+  restart_services
 }
 
 cmd_build() {
@@ -364,9 +346,8 @@ cmd_build() {
 }
 
 cmd_smoke() {
-  need terraform curl
+  need terraform curl jq
   smoke_test
-  print_grpcurl
 }
 
 cmd_destroy() {
@@ -392,15 +373,17 @@ main() {
   tf_args=("$@")
   setup_terraform_args
 
-  body_file="$(mktemp)"
-  trap 'rm -f "${body_file}" "${body_file}.tf_eval"' EXIT
+  tmp_file="$(mktemp)"
+  trap 'rm -f "${tmp_file}" "${tmp_file}.tf_eval"' EXIT
 
   case "${sub}" in
     deploy) cmd_deploy ;;
     build) cmd_build ;;
+    verify) cmd_verify ;;
     smoke) cmd_smoke ;;
+    restart) cmd_restart ;;
     destroy) cmd_destroy ;;
-    *) die "unknown subcommand '${sub}' (deploy, build, smoke, destroy, help)" ;;
+    *) die "unknown subcommand '${sub}' (deploy, build, verify, smoke, restart, destroy, help)" ;;
   esac
 }
 
@@ -410,6 +393,6 @@ cpu_arch=""
 platform=""
 arch_suffix=""
 image_tag=""
-body_file=""
+tmp_file=""
 
 main "$@"
