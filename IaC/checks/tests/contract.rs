@@ -16,6 +16,8 @@
 //! (`contract/eval.rs`), not by matching text. Each check is shown to fail on
 //! a deliberately broken copy of `IaC/`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
+
 #[path = "contract/ecs_tasks.rs"]
 mod ecs_tasks;
 #[path = "contract/eval.rs"]

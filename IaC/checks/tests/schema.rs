@@ -3,6 +3,8 @@
 //! deliberately broken copies of the real IaC), and the check of the real
 //! `IaC/*.tf` itself.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
+
 use hcl::{Attribute, Body, Expression, Structure};
 use iac_checks::schema::{
     Finding, Problem, ProviderSchema, Schema, check_body, check_dir, check_source, iac_dir,

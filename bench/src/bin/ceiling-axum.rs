@@ -5,6 +5,8 @@
 //!
 //!     ceiling-axum PORT STATUS_BODY_FILE
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a benchmark tool stops on the first error
+
 use axum::{Router, body::Bytes, http::header::CONTENT_TYPE, routing::get, serve::ListenerExt};
 
 const JSON: [(axum::http::HeaderName, &str); 1] = [(CONTENT_TYPE, "application/json")];

@@ -7,6 +7,8 @@
 //!
 //!     ceiling-tonic PORT GETSTATUS_GRPC_BODY_FILE
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a benchmark tool stops on the first error
+
 use prost::Message;
 use status_api::v1::{
     GetPeerStatusRequest, GetPeerStatusResponse, GetStatusRequest, GetStatusResponse,
