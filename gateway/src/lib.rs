@@ -125,14 +125,15 @@ fn json_response(body: Bytes) -> Response {
         .into_response()
 }
 
-/// A gRPC request carrying the HTTP request's headers as metadata, so the
-/// implementation sees what a gRPC caller would send (`x-request-id` above
-/// all, which it passes on to the peer). The headers are moved, not copied.
-fn grpc_request<T>(mut request: Request, message: T) -> tonic::Request<T> {
-    let headers = std::mem::take(request.headers_mut());
+/// A gRPC request carrying the HTTP request's headers as metadata and its
+/// extensions, so the implementation sees what a gRPC caller would send
+/// (`x-request-id` above all, which it passes on to the peer) and what the
+/// server attached (the request's deadline). Both are moved, not copied.
+fn grpc_request<T>(request: Request, message: T) -> tonic::Request<T> {
+    let (parts, _body) = request.into_parts();
     tonic::Request::from_parts(
-        MetadataMap::from_headers(headers),
-        tonic::Extensions::default(),
+        MetadataMap::from_headers(parts.headers),
+        parts.extensions,
         message,
     )
 }
@@ -286,7 +287,7 @@ pub fn http_status(code: Code) -> StatusCode {
 }
 
 /// The canonical upper-case name of a gRPC code ("UNAVAILABLE").
-fn grpc_code_name(code: Code) -> &'static str {
+pub fn grpc_code_name(code: Code) -> &'static str {
     match code {
         Code::Ok => "OK",
         Code::Cancelled => "CANCELLED",

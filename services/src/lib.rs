@@ -5,10 +5,11 @@
 //! `main.rs` only parses the command line and calls into this library, so
 //! tests run the real thing in-process.
 
-pub mod access_log;
 pub mod client;
 pub mod config;
 pub mod ecs;
+pub mod fd_limit;
+pub mod http;
 pub mod local;
 pub mod logging;
 pub mod metrics;
@@ -16,4 +17,5 @@ pub mod peer;
 pub mod server;
 pub mod shutdown;
 pub mod status;
+mod throttle;
 pub mod topology;

@@ -15,8 +15,11 @@ use std::{process::ExitCode, time::Duration};
 use clap::Parser;
 use status_services::{
     client,
-    config::{Cli, Command, EXIT_BAD_CONFIG, HealthcheckArgs, LocalArgs, ServeArgs, StatusArgs},
-    local, logging,
+    config::{
+        Cli, Command, EXIT_BAD_CONFIG, HealthcheckArgs, LocalArgs, LogFormat, ServeArgs, StatusArgs,
+    },
+    fd_limit, local,
+    logging::{self, Flusher},
     metrics::Metrics,
     server, shutdown,
 };
@@ -37,9 +40,9 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        None => run_server(|| local_command(cli.local)),
-        Some(Command::Local(args)) => run_server(|| local_command(args)),
-        Some(Command::Serve(args)) => run_server(|| serve_command(args)),
+        None => run_server(cli.local.log_format, |logs| local_command(cli.local, logs)),
+        Some(Command::Local(args)) => run_server(args.log_format, |logs| local_command(args, logs)),
+        Some(Command::Serve(args)) => run_server(args.log_format, |logs| serve_command(args, logs)),
         Some(Command::Healthcheck(args)) => run_client(healthcheck_command(args)),
         Some(Command::Status(args)) => run_client(status_command(args)),
     }
@@ -61,11 +64,18 @@ enum Failure {
     Runtime(String),
 }
 
-fn run_server<F, Fut>(command: F) -> ExitCode
+/// Runs a server command. The log writer outlives the runtime, so lines
+/// written while the runtime drops its last tasks still reach stdout.
+fn run_server<F, Fut>(log_format: LogFormat, command: F) -> ExitCode
 where
-    F: FnOnce() -> Fut,
+    F: FnOnce(Flusher) -> Fut,
     Fut: Future<Output = Result<(), Failure>>,
 {
+    let logs = match logging::init(log_format) {
+        Ok(logs) => logs,
+        Err(error) => return bad_config(error),
+    };
+    fd_limit::raise_and_log();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -76,8 +86,9 @@ where
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(command());
+    let result = runtime.block_on(command(logs.flusher()));
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN_TIMEOUT);
+    drop(logs);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Config(message)) => bad_config(message),
@@ -88,14 +99,13 @@ where
     }
 }
 
-async fn serve_command(args: ServeArgs) -> Result<(), Failure> {
+async fn serve_command(args: ServeArgs, logs: Flusher) -> Result<(), Failure> {
     let config = args
         .service_config()
         .map_err(|e| Failure::Config(e.to_string()))?;
-    let _log_guard = logging::init(args.log_format).map_err(|e| Failure::Config(e.to_string()))?;
     let metrics = Metrics::start(args.runtime.metrics_interval).map_err(runtime_failure)?;
     let shutdown = CancellationToken::new();
-    shutdown::cancel_on_signal(shutdown.clone()).map_err(runtime_failure)?;
+    shutdown::cancel_on_signal(shutdown.clone(), logs).map_err(runtime_failure)?;
     let address = config.listen_address;
     let listener = TcpListener::bind(address)
         .await
@@ -105,11 +115,10 @@ async fn serve_command(args: ServeArgs) -> Result<(), Failure> {
         .map_err(runtime_failure)
 }
 
-async fn local_command(args: LocalArgs) -> Result<(), Failure> {
-    let _log_guard = logging::init(args.log_format).map_err(|e| Failure::Config(e.to_string()))?;
+async fn local_command(args: LocalArgs, logs: Flusher) -> Result<(), Failure> {
     let metrics = Metrics::start(args.runtime.metrics_interval).map_err(runtime_failure)?;
     let shutdown = CancellationToken::new();
-    shutdown::cancel_on_signal(shutdown.clone()).map_err(runtime_failure)?;
+    shutdown::cancel_on_signal(shutdown.clone(), logs).map_err(runtime_failure)?;
     local::run(args.service_configs(), metrics, shutdown)
         .await
         .map_err(runtime_failure)

@@ -116,6 +116,7 @@ fn run_sampler(mut system: System, pid: Pid, interval: Duration, shared: Weak<Sh
 /// freed pages of its per-thread arenas: after a burst of 256 connections a
 /// service held 34 MB, of which 22 MB free, until trimmed (12 MB). Once per
 /// sample, on this background thread, so requests never wait on it.
+#[allow(unsafe_code)] // the crate's one unsafe call; see the SAFETY note
 fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim has no preconditions; it only returns free pages.

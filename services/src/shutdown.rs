@@ -4,9 +4,15 @@
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
-/// Cancels `token` on the first SIGTERM or SIGINT. A second signal exits at
-/// once, for the impatient at a terminal.
-pub fn cancel_on_signal(token: CancellationToken) -> std::io::Result<()> {
+use crate::logging::Flusher;
+
+/// Exit status after a second signal: 128 + SIGINT, what shells expect.
+const EXIT_SECOND_SIGNAL: i32 = 130;
+
+/// Cancels `token` on the first SIGTERM or SIGINT. A second signal, for
+/// the impatient at a terminal, writes the buffered log lines and exits at
+/// once.
+pub fn cancel_on_signal(token: CancellationToken, logs: Flusher) -> std::io::Result<()> {
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
     tokio::spawn(async move {
@@ -21,7 +27,8 @@ pub fn cancel_on_signal(token: CancellationToken) -> std::io::Result<()> {
             _ = interrupt.recv() => {}
         }
         tracing::warn!("second signal: exiting now");
-        std::process::exit(130);
+        logs.flush_and_stop();
+        std::process::exit(EXIT_SECOND_SIGNAL);
     });
     Ok(())
 }

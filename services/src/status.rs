@@ -3,24 +3,35 @@
 //! same implementation in-process.
 
 use std::{
+    pin::Pin,
     sync::{
         Arc, OnceLock,
         atomic::{AtomicBool, Ordering},
     },
+    task::{Context, Poll},
     time::{Duration, SystemTime},
 };
 
+use pin_project_lite::pin_project;
 use status_api::v1::{
     EcsTask, GetPeerStatusRequest, GetPeerStatusResponse, GetStatusRequest, GetStatusResponse,
     ServiceStatus, WatchStatusRequest, WatchStatusResponse, service_status::State,
     status_service_server::StatusService,
 };
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
-use tokio_util::sync::CancellationToken;
+use tokio::{
+    sync::{OwnedSemaphorePermit, Semaphore},
+    time::{Interval, MissedTickBehavior},
+};
+use tokio_stream::Stream;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::{Request, Response, Status};
 
-use crate::{access_log::REQUEST_ID_HEADER, metrics::Metrics, peer::PeerClient};
+use crate::{
+    http::{REQUEST_ID_HEADER, RequestDeadline},
+    metrics::Metrics,
+    peer::PeerClient,
+    throttle::Throttle,
+};
 
 /// WatchStatus interval when the request sets none.
 pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(1);
@@ -31,14 +42,28 @@ pub const WATCH_INTERVAL_RANGE: std::ops::RangeInclusive<Duration> =
 
 /// Where this instance is in its life, shared by the server (which drives
 /// it) and the status it reports.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Lifecycle {
     draining: AtomicBool,
     /// Cancelled when the server stops: ends the WatchStatus streams.
     stopping: CancellationToken,
+    /// One permit per WatchStatus stream that may be open (`MAX_WATCH_STREAMS`).
+    watch_slots: Arc<Semaphore>,
+    max_watch_streams: u32,
+    refused_watches: Throttle,
 }
 
 impl Lifecycle {
+    pub fn new(max_watch_streams: u32) -> Self {
+        Self {
+            draining: AtomicBool::new(false),
+            stopping: CancellationToken::new(),
+            watch_slots: Arc::new(Semaphore::new(max_watch_streams as usize)),
+            max_watch_streams,
+            refused_watches: Throttle::default(),
+        }
+    }
+
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::Relaxed);
     }
@@ -178,7 +203,8 @@ impl StatusService for StatusApi {
         request: Request<GetPeerStatusRequest>,
     ) -> Result<Response<GetPeerStatusResponse>, Status> {
         let peer = &self.inner.peer;
-        match peer.get_status(request.metadata()).await {
+        let deadline = request.extensions().get::<RequestDeadline>().copied();
+        match peer.get_status(request.metadata(), deadline).await {
             Ok(response) => Ok(Response::new(response)),
             Err(status) => {
                 let request_id = request
@@ -197,7 +223,7 @@ impl StatusService for StatusApi {
         }
     }
 
-    type WatchStatusStream = ReceiverStream<Result<WatchStatusResponse, Status>>;
+    type WatchStatusStream = WatchStream;
 
     async fn watch_status(
         &self,
@@ -206,30 +232,66 @@ impl StatusService for StatusApi {
         let interval = watch_interval(request.get_ref())?;
         // Fail the call itself, not the first message, while starting up.
         self.current_status()?;
-
-        let (sender, receiver) = mpsc::channel(1);
-        let api = self.clone();
-        let stopping = self.inner.lifecycle.stopping().clone();
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(interval);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    () = stopping.cancelled() => {
-                        let _ = sender.send(Err(Status::unavailable("server is shutting down"))).await;
-                        return;
-                    }
-                    () = sender.closed() => return, // the client went away
-                    _ = ticks.tick() => {
-                        let message = api.current_status().map(|status| WatchStatusResponse { status: Some(status) });
-                        if sender.send(message).await.is_err() {
-                            return;
-                        }
-                    }
-                }
+        let lifecycle = &self.inner.lifecycle;
+        let Ok(slot) = Arc::clone(&lifecycle.watch_slots).try_acquire_owned() else {
+            if let Some(refused) = lifecycle.refused_watches.event() {
+                tracing::warn!(
+                    service = self.inner.identity.service,
+                    max_watch_streams = lifecycle.max_watch_streams,
+                    refused,
+                    "WatchStatus streams at MAX_WATCH_STREAMS: refusing new ones"
+                );
             }
-        });
-        Ok(Response::new(ReceiverStream::new(receiver)))
+            return Err(Status::resource_exhausted(format!(
+                "too many WatchStatus streams open (at most {}): retry later",
+                lifecycle.max_watch_streams
+            )));
+        };
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        Ok(Response::new(WatchStream {
+            api: self.clone(),
+            ticks,
+            stopping: lifecycle.stopping.clone().cancelled_owned(),
+            _slot: slot,
+            ended: false,
+        }))
+    }
+}
+
+pin_project! {
+    /// A WatchStatus stream: a status per tick until the client goes away
+    /// (the response body, and with it this stream, is dropped) or the
+    /// server stops (a last UNAVAILABLE). It holds one of the
+    /// `MAX_WATCH_STREAMS` slots while it lives.
+    pub struct WatchStream {
+        api: StatusApi,
+        ticks: Interval,
+        #[pin]
+        stopping: WaitForCancellationFutureOwned,
+        _slot: OwnedSemaphorePermit,
+        ended: bool,
+    }
+}
+
+impl Stream for WatchStream {
+    type Item = Result<WatchStatusResponse, Status>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.project();
+        if *this.ended {
+            return Poll::Ready(None);
+        }
+        if this.stopping.poll(cx).is_ready() {
+            *this.ended = true;
+            return Poll::Ready(Some(Err(Status::unavailable("server is shutting down"))));
+        }
+        std::task::ready!(this.ticks.poll_tick(cx));
+        Poll::Ready(Some(this.api.current_status().map(|status| {
+            WatchStatusResponse {
+                status: Some(status),
+            }
+        })))
     }
 }
 

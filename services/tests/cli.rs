@@ -1,5 +1,7 @@
 //! The binary itself: configuration errors, signals, client subcommands.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
+
 use std::{
     process::{Command, Output, Stdio},
     time::{Duration, Instant},
@@ -143,11 +145,23 @@ fn serve_answers_healthcheck_and_status_then_exits_0_on_sigterm() {
     let mut stdout = String::new();
     std::io::Read::read_to_string(server.stdout.as_mut().expect("piped"), &mut stdout)
         .expect("read");
-    let first: serde_json::Value =
-        serde_json::from_str(stdout.lines().next().expect("a log line")).expect("JSON line");
-    assert_eq!(first["message"], "listening");
-    assert_eq!(first["address"], format!("127.0.0.1:{port}"));
-    assert_eq!(first["version"], env!("CARGO_PKG_VERSION"));
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("every line is JSON"))
+        .collect();
+    let line = |message: &str| {
+        lines
+            .iter()
+            .find(|line| line["message"] == message)
+            .unwrap_or_else(|| panic!("no {message:?} line in:\n{stdout}"))
+    };
+    let listening = line("listening");
+    assert_eq!(listening["address"], format!("127.0.0.1:{port}"));
+    assert_eq!(listening["version"], env!("CARGO_PKG_VERSION"));
+    // The soft open-file limit was raised to the hard one, and said so.
+    let files = line("open-file limit");
+    assert_eq!(files["soft"], files["hard"], "{files}");
+    assert_eq!(lines.last().expect("lines")["message"], "stopped");
 
     // Unhealthy once it is gone.
     assert_eq!(run(&["healthcheck"], &env).status.code(), Some(1));
@@ -180,7 +194,8 @@ fn a_second_signal_exits_at_once_during_the_drain() {
             "http://127.0.0.1:9",
         ])
         .args(["--drain-delay", "30s"])
-        .stdout(Stdio::null())
+        .env("LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
         .spawn()
         .expect("server starts");
     let env = [("SERVER_PORT", port.as_str())];
@@ -210,5 +225,25 @@ fn a_second_signal_exits_at_once_during_the_drain() {
         started.elapsed() < Duration::from_secs(5),
         "took {:?}",
         started.elapsed()
+    );
+    // The lines logged up to the exit were written, the last one included.
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(server.stdout.as_mut().expect("piped"), &mut stdout)
+        .expect("read");
+    let messages: Vec<String> = stdout
+        .lines()
+        .map(|line| {
+            let line: serde_json::Value = serde_json::from_str(line).expect("JSON line");
+            line["message"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect();
+    assert_eq!(
+        messages.last().map(String::as_str),
+        Some("second signal: exiting now"),
+        "{messages:?}"
+    );
+    assert!(
+        messages.iter().any(|m| m.starts_with("draining")),
+        "{messages:?}"
     );
 }

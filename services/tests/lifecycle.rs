@@ -1,6 +1,8 @@
 //! Start and stop: SERVING only when ready, NOT_SERVING through the drain,
 //! and a hard bound on stopping even with streams held open.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
+
 mod common;
 
 use std::time::Duration;
@@ -111,4 +113,20 @@ async fn open_streams_do_not_hold_shutdown_past_its_bound() {
         }
     };
     assert_eq!(ended.code(), Code::Unavailable, "{ended:?}");
+
+    // The health Watch never ends by itself: its connection was closed at
+    // the bound, so the client sees the end now, not some time later.
+    let end = async {
+        loop {
+            match health_watch.next().await {
+                // The NOT_SERVING update sent when the drain began.
+                Some(Ok(update)) => assert_eq!(update.status(), ServingStatus::NotServing),
+                ended => return ended,
+            }
+        }
+    };
+    let ended = tokio::time::timeout(Duration::from_secs(1), end)
+        .await
+        .expect("the connection was closed with the stop");
+    assert!(matches!(ended, None | Some(Err(_))), "{ended:?}");
 }

@@ -1,5 +1,7 @@
 //! The REST gateway over HTTP/1.1 and h2c, on both services.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
+
 mod common;
 
 use common::{REST_VERSIONS, TestPair, get, get_http1, send};

@@ -10,40 +10,43 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use status_api::v1::{
-    WatchStatusRequest, WatchStatusResponse, status_service_client::StatusServiceClient,
+    GetPeerStatusRequest, GetPeerStatusResponse, GetStatusRequest, GetStatusResponse,
+    WatchStatusRequest, WatchStatusResponse,
+    status_service_client::StatusServiceClient,
+    status_service_server::{StatusService, StatusServiceServer},
 };
 use status_services::{
-    config::{PeerSettings, PeerUrl, ServiceConfig},
+    config::{PeerSettings, PeerUrl, ServerLimits, ServiceConfig},
     metrics::Metrics,
     server,
 };
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
+use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status, transport::Channel};
 
 /// Peer deadline in tests: long enough for a loaded CI machine, short enough
 /// that timeout tests stay quick.
-pub const PEER_TIMEOUT: Duration = Duration::from_millis(1500);
+pub(crate) const PEER_TIMEOUT: Duration = Duration::from_millis(1500);
 
 /// One running service.
-pub struct TestService {
-    pub name: &'static str,
-    pub address: SocketAddr,
-    pub shutdown: CancellationToken,
-    pub handle: JoinHandle<Result<(), server::ServeError>>,
+pub(crate) struct TestService {
+    pub(crate) name: &'static str,
+    pub(crate) address: SocketAddr,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) handle: JoinHandle<Result<(), server::ServeError>>,
 }
 
 impl TestService {
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.address)
     }
 
-    pub async fn grpc(&self) -> StatusServiceClient<Channel> {
+    pub(crate) async fn grpc(&self) -> StatusServiceClient<Channel> {
         StatusServiceClient::new(channel(self.address).await)
     }
 
     /// A WatchStatus stream with this interval.
-    pub async fn watch(&self, interval: Duration) -> tonic::Streaming<WatchStatusResponse> {
+    pub(crate) async fn watch(&self, interval: Duration) -> tonic::Streaming<WatchStatusResponse> {
         let request = WatchStatusRequest {
             interval: Some(interval.into()),
         };
@@ -56,7 +59,7 @@ impl TestService {
     }
 
     /// Stops it (drain delay as configured) and waits until it has.
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.shutdown.cancel();
         let served = tokio::time::timeout(Duration::from_secs(10), self.handle)
             .await
@@ -66,7 +69,7 @@ impl TestService {
     }
 }
 
-pub fn config(name: &str, peer: SocketAddr) -> ServiceConfig {
+pub(crate) fn config(name: &str, peer: SocketAddr) -> ServiceConfig {
     ServiceConfig {
         service_name: name.parse().expect("valid name"),
         listen_address: "127.0.0.1:0".parse().expect("address"),
@@ -75,21 +78,24 @@ pub fn config(name: &str, peer: SocketAddr) -> ServiceConfig {
             connect_timeout: Duration::from_millis(500),
             request_timeout: PEER_TIMEOUT,
             keepalive_interval: Duration::from_secs(20),
+            max_calls: 256,
+            deadline_margin: Duration::from_millis(20),
         },
         drain_delay: Duration::ZERO,
         shutdown_timeout: Duration::from_secs(2),
+        limits: ServerLimits::default(),
         ecs_metadata_uri: None,
     }
 }
 
 /// Metrics that stay at their first sample for the test's life, so two
 /// answers of one service are equal.
-pub fn frozen_metrics() -> Metrics {
+pub(crate) fn frozen_metrics() -> Metrics {
     Metrics::start(Duration::from_secs(3600)).expect("sysinfo works here")
 }
 
 /// Starts a service on `listener` and waits until it reports SERVING.
-pub async fn start_on(
+pub(crate) async fn start_on(
     listener: TcpListener,
     config: ServiceConfig,
     metrics: Metrics,
@@ -107,24 +113,24 @@ pub async fn start_on(
     }
 }
 
-pub async fn bind() -> TcpListener {
+pub(crate) async fn bind() -> TcpListener {
     TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind loopback")
 }
 
 /// service-a and service-b, each calling the other.
-pub struct TestPair {
-    pub a: TestService,
-    pub b: TestService,
+pub(crate) struct TestPair {
+    pub(crate) a: TestService,
+    pub(crate) b: TestService,
 }
 
 impl TestPair {
-    pub async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         Self::start_with(|_| {}).await
     }
 
-    pub async fn start_with(adjust: impl Fn(&mut ServiceConfig)) -> Self {
+    pub(crate) async fn start_with(adjust: impl Fn(&mut ServiceConfig)) -> Self {
         let (listener_a, listener_b) = (bind().await, bind().await);
         let (address_a, address_b) = (
             listener_a.local_addr().unwrap(),
@@ -143,7 +149,7 @@ impl TestPair {
     }
 }
 
-pub async fn channel(address: SocketAddr) -> Channel {
+pub(crate) async fn channel(address: SocketAddr) -> Channel {
     Channel::from_shared(format!("http://{address}"))
         .expect("url")
         .connect_timeout(Duration::from_secs(2))
@@ -152,7 +158,7 @@ pub async fn channel(address: SocketAddr) -> Channel {
         .expect("connect")
 }
 
-pub async fn wait_until_serving(address: SocketAddr) {
+pub(crate) async fn wait_until_serving(address: SocketAddr) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let health =
@@ -173,19 +179,19 @@ pub async fn wait_until_serving(address: SocketAddr) {
 
 /// An HTTP response, read whole.
 #[derive(Debug)]
-pub struct Reply {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Bytes,
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
 }
 
 impl Reply {
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
     }
 
-    pub fn content_type(&self) -> &str {
+    pub(crate) fn content_type(&self) -> &str {
         self.headers
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -194,7 +200,7 @@ impl Reply {
 }
 
 /// GET over a fresh connection: HTTP/1.1, or h2c with prior knowledge.
-pub async fn get(
+pub(crate) async fn get(
     address: SocketAddr,
     path: &str,
     version: Version,
@@ -204,7 +210,7 @@ pub async fn get(
 }
 
 /// A request with an empty body over a fresh connection.
-pub async fn send(
+pub(crate) async fn send(
     address: SocketAddr,
     method: Method,
     path: &str,
@@ -254,9 +260,53 @@ pub async fn send(
     }
 }
 
-pub async fn get_http1(address: SocketAddr, path: &str) -> Reply {
+pub(crate) async fn get_http1(address: SocketAddr, path: &str) -> Reply {
     get(address, path, Version::HTTP_11, &[]).await
 }
 
 /// Both protocols a REST client may use.
-pub const REST_VERSIONS: [Version; 2] = [Version::HTTP_11, Version::HTTP_2];
+pub(crate) const REST_VERSIONS: [Version; 2] = [Version::HTTP_11, Version::HTTP_2];
+
+/// A peer that answers GetStatus only after `delay`.
+struct SlowPeer {
+    delay: Duration,
+}
+
+#[tonic::async_trait]
+impl StatusService for SlowPeer {
+    async fn get_status(
+        &self,
+        _: GrpcRequest<GetStatusRequest>,
+    ) -> Result<GrpcResponse<GetStatusResponse>, Status> {
+        tokio::time::sleep(self.delay).await;
+        Ok(GrpcResponse::new(GetStatusResponse::default()))
+    }
+
+    async fn get_peer_status(
+        &self,
+        _: GrpcRequest<GetPeerStatusRequest>,
+    ) -> Result<GrpcResponse<GetPeerStatusResponse>, Status> {
+        Err(Status::unimplemented("not needed"))
+    }
+
+    type WatchStatusStream = tokio_stream::Empty<Result<WatchStatusResponse, Status>>;
+
+    async fn watch_status(
+        &self,
+        _: GrpcRequest<WatchStatusRequest>,
+    ) -> Result<GrpcResponse<Self::WatchStatusStream>, Status> {
+        Err(Status::unimplemented("not needed"))
+    }
+}
+
+pub(crate) async fn start_slow_peer(delay: Duration) -> std::net::SocketAddr {
+    let listener = bind().await;
+    let address = listener.local_addr().expect("bound");
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(StatusServiceServer::new(SlowPeer { delay }))
+            .serve_with_incoming(incoming),
+    );
+    address
+}

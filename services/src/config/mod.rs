@@ -6,15 +6,21 @@
 //! process at start with exit code 64 and one line naming the variable and
 //! the value, never later at request time.
 
+pub mod limits;
+mod values;
+
 use std::{
-    fmt,
     net::{IpAddr, Ipv4Addr, SocketAddr},
-    str::FromStr,
     time::Duration,
 };
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use self::values::{parse_duration, parse_metrics_interval, parse_port, parse_positive_duration};
+pub use self::{
+    limits::{LimitArgs, ServerLimits},
+    values::{ConfigError, PeerUrl, ServiceName},
+};
 use crate::topology::KnownService;
 
 pub const ENV_SERVICE_NAME: &str = "SERVICE_NAME";
@@ -28,6 +34,8 @@ pub const ENV_PEER_CONNECT_TIMEOUT: &str = "PEER_CONNECT_TIMEOUT";
 pub const ENV_PEER_REQUEST_TIMEOUT: &str = "PEER_REQUEST_TIMEOUT";
 pub const ENV_PEER_KEEPALIVE_INTERVAL: &str = "PEER_KEEPALIVE_INTERVAL";
 pub const ENV_METRICS_INTERVAL: &str = "METRICS_INTERVAL";
+pub const ENV_MAX_PEER_CALLS: &str = "MAX_PEER_CALLS";
+pub const ENV_PEER_DEADLINE_MARGIN: &str = "PEER_DEADLINE_MARGIN";
 /// Set by the ECS agent in every container of a task.
 pub const ENV_ECS_METADATA_URI: &str = "ECS_CONTAINER_METADATA_URI_V4";
 
@@ -137,6 +145,17 @@ pub struct RuntimeArgs {
     /// connections before a request does.
     #[arg(long, env = ENV_PEER_KEEPALIVE_INTERVAL, value_name = ENV_PEER_KEEPALIVE_INTERVAL, default_value = "20s", value_parser = parse_positive_duration)]
     pub peer_keepalive_interval: Duration,
+    /// Calls to the peer in flight at once; beyond it a call fails at once
+    /// with UNAVAILABLE instead of queueing behind a slow peer.
+    #[arg(long, env = ENV_MAX_PEER_CALLS, value_name = ENV_MAX_PEER_CALLS, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_peer_calls: u32,
+    /// Taken off the caller's remaining deadline when it is passed on to the
+    /// peer, so this service answers DEADLINE_EXCEEDED before the caller
+    /// gives up (the caller then never sees CANCELLED).
+    #[arg(long, env = ENV_PEER_DEADLINE_MARGIN, value_name = ENV_PEER_DEADLINE_MARGIN, default_value = "20ms", value_parser = parse_duration)]
+    pub peer_deadline_margin: Duration,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// How often CPU and memory are sampled in the background (at least 200ms).
     #[arg(long, env = ENV_METRICS_INTERVAL, value_name = ENV_METRICS_INTERVAL, default_value = "1s", value_parser = parse_metrics_interval)]
     pub metrics_interval: Duration,
@@ -166,127 +185,6 @@ pub enum LogFormat {
     Text,
 }
 
-/// A configuration value that cannot be used.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ConfigError {
-    #[error("must be a port number from 1 to 65535")]
-    Port,
-    #[error(
-        "must be 1 to 63 lowercase letters, digits or '-', starting with a letter (it is a URL path segment)"
-    )]
-    ServiceName,
-    #[error(
-        "must be an http:// or https:// URL with a host and no path, like http://service-b-sc:8202"
-    )]
-    PeerUrl,
-    #[error("must be a duration like 500ms, 2s or 1m")]
-    Duration,
-    #[error("must be more than 0")]
-    ZeroDuration,
-    #[error("must be at least {}", humantime::format_duration(*.0))]
-    DurationTooShort(Duration),
-    #[error("{ENV_SERVER_PORT} is required: {ENV_SERVICE_NAME}={0} has no default port")]
-    NoDefaultPort(ServiceName),
-    #[error("{ENV_PEER_URL} is required: {ENV_SERVICE_NAME}={0} has no default peer")]
-    NoDefaultPeer(ServiceName),
-}
-
-/// A service name: a DNS-label-like string, since it is a URL path segment
-/// and, on ECS, part of Service Connect names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServiceName(String);
-
-impl ServiceName {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl FromStr for ServiceName {
-    type Err = ConfigError;
-
-    fn from_str(value: &str) -> Result<Self, Self::Err> {
-        let valid = (1..=63).contains(&value.len())
-            && value.starts_with(|c: char| c.is_ascii_lowercase())
-            && value
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if valid {
-            Ok(Self(value.to_owned()))
-        } else {
-            Err(ConfigError::ServiceName)
-        }
-    }
-}
-
-impl fmt::Display for ServiceName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// The peer's gRPC base URL: http(s), a host, an optional port, no path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PeerUrl(http::Uri);
-
-impl PeerUrl {
-    pub fn uri(&self) -> &http::Uri {
-        &self.0
-    }
-}
-
-impl FromStr for PeerUrl {
-    type Err = ConfigError;
-
-    fn from_str(value: &str) -> Result<Self, Self::Err> {
-        let uri: http::Uri = value.parse().map_err(|_| ConfigError::PeerUrl)?;
-        let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
-        let host_ok = uri.host().is_some_and(|h| !h.is_empty());
-        let no_path = matches!(uri.path(), "" | "/") && uri.query().is_none();
-        if scheme_ok && host_ok && no_path {
-            Ok(Self(uri))
-        } else {
-            Err(ConfigError::PeerUrl)
-        }
-    }
-}
-
-impl fmt::Display for PeerUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // http::Uri prints a bare authority URL with a trailing '/'; peers are
-        // named without it ("http://service-b-sc:8202").
-        let text = self.0.to_string();
-        f.write_str(text.strip_suffix('/').unwrap_or(&text))
-    }
-}
-
-fn parse_port(value: &str) -> Result<u16, ConfigError> {
-    match value.parse::<u16>() {
-        Ok(port) if port != 0 => Ok(port),
-        _ => Err(ConfigError::Port),
-    }
-}
-
-fn parse_duration(value: &str) -> Result<Duration, ConfigError> {
-    humantime::parse_duration(value).map_err(|_| ConfigError::Duration)
-}
-
-fn parse_positive_duration(value: &str) -> Result<Duration, ConfigError> {
-    match parse_duration(value)? {
-        Duration::ZERO => Err(ConfigError::ZeroDuration),
-        duration => Ok(duration),
-    }
-}
-
-fn parse_metrics_interval(value: &str) -> Result<Duration, ConfigError> {
-    match parse_duration(value)? {
-        short if short < MIN_METRICS_INTERVAL => {
-            Err(ConfigError::DurationTooShort(MIN_METRICS_INTERVAL))
-        }
-        duration => Ok(duration),
-    }
-}
-
 /// Peer connection settings.
 #[derive(Debug, Clone)]
 pub struct PeerSettings {
@@ -294,6 +192,8 @@ pub struct PeerSettings {
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
     pub keepalive_interval: Duration,
+    pub max_calls: u32,
+    pub deadline_margin: Duration,
 }
 
 /// Everything one service needs to run, resolved and validated.
@@ -304,6 +204,7 @@ pub struct ServiceConfig {
     pub peer: PeerSettings,
     pub drain_delay: Duration,
     pub shutdown_timeout: Duration,
+    pub limits: ServerLimits,
     pub ecs_metadata_uri: Option<String>,
 }
 
@@ -332,6 +233,7 @@ impl ServeArgs {
             peer: self.runtime.peer_settings(peer_url),
             drain_delay: self.drain_delay,
             shutdown_timeout: self.runtime.shutdown_timeout,
+            limits: self.runtime.limits.limits(),
             ecs_metadata_uri: self.ecs_metadata_uri.clone().filter(|uri| !uri.is_empty()),
         })
     }
@@ -351,25 +253,11 @@ impl LocalArgs {
                     peer: self.runtime.peer_settings(PeerUrl::loopback(peer_address)),
                     drain_delay: self.drain_delay,
                     shutdown_timeout: self.runtime.shutdown_timeout,
+                    limits: self.runtime.limits.limits(),
                     ecs_metadata_uri: None,
                 }
             })
             .collect()
-    }
-}
-
-impl PeerUrl {
-    /// `http://{address}`, for peers on this machine.
-    pub fn loopback(address: SocketAddr) -> Self {
-        // A SocketAddr always forms a valid authority (IPv6 in brackets).
-        Self(
-            http::Uri::builder()
-                .scheme("http")
-                .authority(address.to_string())
-                .path_and_query("/")
-                .build()
-                .unwrap_or_default(),
-        )
     }
 }
 
@@ -380,6 +268,8 @@ impl RuntimeArgs {
             connect_timeout: self.peer_connect_timeout,
             request_timeout: self.peer_request_timeout,
             keepalive_interval: self.peer_keepalive_interval,
+            max_calls: self.max_peer_calls,
+            deadline_margin: self.peer_deadline_margin,
         }
     }
 }
@@ -484,38 +374,5 @@ mod tests {
             let error = parse(args).expect_err("must be rejected").to_string();
             assert!(error.contains(needle), "{args:?}: {error}");
         }
-    }
-
-    #[test]
-    fn peer_url_needs_http_scheme_host_and_no_path() {
-        for good in [
-            "http://service-b-sc:8202",
-            "https://peer.example",
-            "http://[::1]:8202/",
-        ] {
-            assert!(good.parse::<PeerUrl>().is_ok(), "{good}");
-        }
-        for bad in [
-            "",
-            "service-b-sc:8202",
-            "grpc://x:1",
-            "http://x:1/status",
-            "http://x?q=1",
-            "http:///",
-        ] {
-            assert_eq!(bad.parse::<PeerUrl>(), Err(ConfigError::PeerUrl), "{bad}");
-        }
-        assert_eq!(
-            "http://b:8202".parse::<PeerUrl>().unwrap().to_string(),
-            "http://b:8202"
-        );
-    }
-
-    #[test]
-    fn service_names_are_path_safe() {
-        for bad in ["", "Service-A", "a/b", "-a", "1a", &"a".repeat(64)] {
-            assert!(bad.parse::<ServiceName>().is_err(), "{bad}");
-        }
-        assert!("service-a".parse::<ServiceName>().is_ok());
     }
 }

@@ -1,0 +1,178 @@
+//! One service on one port, and its life from start to exit.
+//!
+//! The port serves HTTP/1.1 and h2c (prior knowledge) side by side; the
+//! accept loop and the connections are our own, on hyper-util, because
+//! tonic's server has no first-byte or idle timeout, retries a failing
+//! accept at once (a CPU spin when file descriptors run out) and cannot
+//! abort the connections a stop gave up waiting for.
+//!
+//! Life: NOT_SERVING until the first metrics sample (and the ECS metadata)
+//! are in, then SERVING. On shutdown: NOT_SERVING at once while still
+//! answering for the drain delay, then stop accepting, close every
+//! connection gracefully (our own streams end with UNAVAILABLE), and abort
+//! the connections still open after the shutdown timeout. `serve` returns
+//! only once every connection task has ended, so nothing logs after it.
+
+mod app;
+mod connection;
+mod listener;
+
+use std::{sync::Arc, time::Duration};
+
+use status_api::v1::status_service_server::StatusServiceServer;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic_health::server::HealthReporter;
+
+use self::app::app;
+use self::{
+    connection::ConnectionContext,
+    listener::{AcceptSettings, accept_until_stopped},
+};
+use crate::{
+    config::ServiceConfig,
+    ecs,
+    metrics::Metrics,
+    peer::PeerClient,
+    status::{Identity, Lifecycle, StatusApi},
+};
+
+/// How long to wait for the ECS task metadata endpoint at start.
+const ECS_METADATA_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot build the reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("cannot read the listening address: {0}")]
+    Listener(#[from] std::io::Error),
+    #[error("server task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// Runs one service on `listener` until `shutdown` is cancelled, then drains
+/// and returns. `metrics` may be shared by several services of one process.
+pub async fn serve(
+    config: ServiceConfig,
+    listener: TcpListener,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    let address = listener.local_addr()?;
+    let service = config.service_name.as_str();
+    let limits = &config.limits;
+    let lifecycle = Arc::new(Lifecycle::new(limits.max_watch_streams));
+    let api = StatusApi::new(
+        Identity::new(service),
+        metrics.clone(),
+        PeerClient::new(&config.peer),
+        Arc::clone(&lifecycle),
+    );
+    let health = HealthReporter::new();
+    set_health(&health, false).await;
+
+    let stopping = lifecycle.stopping().clone();
+    let context = ConnectionContext {
+        app: app(api.clone(), &health, limits)?,
+        builder: Arc::new(connection::builder(limits)),
+        first_byte_timeout: limits.first_byte_timeout,
+        idle_timeout: limits.connection_idle_timeout,
+        lifecycle: Arc::clone(&lifecycle),
+        closing: stopping.clone(),
+    };
+    let settings = AcceptSettings {
+        service: service.to_owned(),
+        max_connections: limits.max_connections,
+        tcp_keepalive: limits.tcp_keepalive,
+        stop: stopping.clone(),
+    };
+    let mut accepting = tokio::spawn(accept_until_stopped(
+        listener,
+        settings,
+        move |stream, client| connection::serve(stream, client, context.clone()),
+    ));
+    tracing::info!(
+        service,
+        version = env!("CARGO_PKG_VERSION"),
+        %address,
+        peer = %config.peer.url,
+        peer_request_timeout = ?config.peer.request_timeout,
+        drain_delay = ?config.drain_delay,
+        shutdown_timeout = ?config.shutdown_timeout,
+        limits = ?limits,
+        "listening"
+    );
+
+    let warm_up = async {
+        tokio::join!(
+            metrics.ready(),
+            load_ecs_task(&api, config.ecs_metadata_uri.as_deref())
+        );
+        set_health(&health, true).await;
+        tracing::info!(service, "serving");
+    };
+    // Serve until shutdown, which may come before the warm-up is over.
+    let until_shutdown = async {
+        tokio::select! {
+            () = warm_up => shutdown.cancelled().await,
+            () = shutdown.cancelled() => {}
+        }
+    };
+    tokio::select! {
+        // The accept loop only ends by itself if its task fails.
+        ended = &mut accepting => { ended?; }
+        () = until_shutdown => {}
+    }
+
+    tracing::info!(service, drain_delay = ?config.drain_delay, "draining: health is NOT_SERVING");
+    lifecycle.start_draining();
+    set_health(&health, false).await;
+    tokio::time::sleep(config.drain_delay).await;
+
+    tracing::info!(service, "stopping: no new connections, ending streams");
+    stopping.cancel();
+    let mut connections = accepting.await?;
+    let all_closed = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(config.shutdown_timeout, all_closed)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            service,
+            shutdown_timeout = ?config.shutdown_timeout,
+            open_connections = connections.len(),
+            "connections still open: closing them"
+        );
+        connections.shutdown().await;
+    }
+    tracing::info!(service, "stopped");
+    Ok(())
+}
+
+/// Health of the whole server ("") and of the Status service, together.
+async fn set_health(health: &HealthReporter, serving: bool) {
+    type Status = StatusServiceServer<StatusApi>;
+    if serving {
+        health
+            .set_service_status("", tonic_health::ServingStatus::Serving)
+            .await;
+        health.set_serving::<Status>().await;
+    } else {
+        health
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
+        health.set_not_serving::<Status>().await;
+    }
+}
+
+async fn load_ecs_task(api: &StatusApi, metadata_uri: Option<&str>) {
+    let Some(uri) = metadata_uri else { return };
+    match ecs::fetch_task(uri, ECS_METADATA_TIMEOUT).await {
+        Ok(task) => {
+            tracing::info!(task_arn = task.task_arn, "ECS task metadata loaded");
+            let _ = api.identity().ecs_task.set(task);
+        }
+        // Not fatal: the status then has no ecs_task, which is the truth.
+        Err(error) => tracing::warn!(%error, "ECS task metadata unavailable"),
+    }
+}
