@@ -13,7 +13,8 @@
 //!   once with UNAVAILABLE instead of queueing until it times out (timed-out
 //!   calls are cancelled with HTTP/2 resets, and a flood of resets makes the
 //!   peer close the connection under everyone);
-//! - only the request id the access log validated is passed on;
+//! - only the request id and trace context the access log validated are
+//!   passed on;
 //! - each call gets the caller's remaining deadline minus
 //!   `PEER_DEADLINE_MARGIN`, so this service answers DEADLINE_EXCEEDED
 //!   before its caller gives up.
@@ -29,13 +30,14 @@ use status_api::v1::{
 use tokio::sync::Semaphore;
 use tonic::{
     Code, Status,
-    metadata::MetadataMap,
+    metadata::{MetadataMap, MetadataValue},
     transport::{Channel, Endpoint},
 };
 
 use crate::{
     config::PeerSettings,
-    http::{REQUEST_ID_HEADER, RequestDeadline},
+    emf::Recorder,
+    http::{REQUEST_ID_HEADER, RequestDeadline, TraceContext},
     throttle::Throttle,
 };
 
@@ -49,10 +51,11 @@ pub struct PeerClient {
     calls: Arc<Semaphore>,
     max_calls: u32,
     refusals: Arc<Throttle>,
+    recorder: Arc<Recorder>,
 }
 
 impl PeerClient {
-    pub fn new(settings: &PeerSettings) -> Self {
+    pub fn new(settings: &PeerSettings, recorder: Arc<Recorder>) -> Self {
         let endpoint = Endpoint::from(settings.url.uri().clone())
             .connect_timeout(settings.connect_timeout)
             .http2_keep_alive_interval(settings.keepalive_interval)
@@ -67,6 +70,7 @@ impl PeerClient {
             calls: Arc::new(Semaphore::new(settings.max_calls as usize)),
             max_calls: settings.max_calls,
             refusals: Arc::default(),
+            recorder,
         }
     }
 
@@ -80,6 +84,7 @@ impl PeerClient {
         &self,
         caller: &MetadataMap,
         caller_deadline: Option<RequestDeadline>,
+        trace: Option<&TraceContext>,
     ) -> Result<GetPeerStatusResponse, Status> {
         let peer = &self.address;
         let budget = caller_deadline.map_or(self.request_timeout, |deadline| {
@@ -112,9 +117,20 @@ impl PeerClient {
         if let Some(id) = caller.get(REQUEST_ID_HEADER) {
             request.metadata_mut().insert(REQUEST_ID_HEADER, id.clone());
         }
+        for (name, value) in trace
+            .map(TraceContext::outgoing_headers)
+            .unwrap_or_default()
+        {
+            if let Ok(value) = MetadataValue::try_from(value.as_bytes()) {
+                request.metadata_mut().insert(name, value);
+            }
+        }
         let started = Instant::now();
         let mut client = self.client.clone();
-        let response = match tokio::time::timeout(budget, client.get_status(request)).await {
+        let answer = tokio::time::timeout(budget, client.get_status(request)).await;
+        self.recorder
+            .record_peer_call(matches!(answer, Ok(Ok(_))), started.elapsed());
+        let response = match answer {
             Ok(Ok(response)) => response,
             Ok(Err(status)) => return Err(self.describe_failure(&status, budget)),
             Err(_) => return Err(timed_out(peer, budget)),
@@ -181,15 +197,19 @@ mod tests {
     use crate::config::PeerUrl;
 
     fn client(max_calls: u32) -> PeerClient {
-        PeerClient::new(&PeerSettings {
-            // Nothing listens on port 9 (discard) here: calls fail fast.
-            url: "http://127.0.0.1:9".parse::<PeerUrl>().expect("url"),
-            connect_timeout: Duration::from_millis(200),
-            request_timeout: Duration::from_secs(2),
-            keepalive_interval: Duration::from_secs(20),
-            max_calls,
-            deadline_margin: Duration::from_millis(20),
-        })
+        let recorder = Arc::new(Recorder::new("test", []));
+        PeerClient::new(
+            &PeerSettings {
+                // Nothing listens on port 9 (discard) here: calls fail fast.
+                url: "http://127.0.0.1:9".parse::<PeerUrl>().expect("url"),
+                connect_timeout: Duration::from_millis(200),
+                request_timeout: Duration::from_secs(2),
+                keepalive_interval: Duration::from_secs(20),
+                max_calls,
+                deadline_margin: Duration::from_millis(20),
+            },
+            recorder,
+        )
     }
 
     #[tokio::test]
@@ -216,7 +236,7 @@ mod tests {
         let peer = client(4);
         let deadline = RequestDeadline(tokio::time::Instant::now() + Duration::from_millis(10));
         let status = peer
-            .get_status(&MetadataMap::new(), Some(deadline))
+            .get_status(&MetadataMap::new(), Some(deadline), None)
             .await
             .expect_err("no time left after the margin");
         assert_eq!(status.code(), Code::DeadlineExceeded);
@@ -228,7 +248,7 @@ mod tests {
         let _busy = Arc::clone(&peer.calls).try_acquire_owned().expect("a slot");
         let started = Instant::now();
         let status = peer
-            .get_status(&MetadataMap::new(), None)
+            .get_status(&MetadataMap::new(), None, None)
             .await
             .expect_err("no slot left");
         assert_eq!(status.code(), Code::Unavailable);

@@ -27,7 +27,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::{Request, Response, Status};
 
 use crate::{
-    http::{REQUEST_ID_HEADER, RequestDeadline},
+    http::{REQUEST_ID_HEADER, RequestDeadline, TraceContext},
     metrics::Metrics,
     peer::PeerClient,
     throttle::Throttle,
@@ -66,6 +66,12 @@ impl Lifecycle {
 
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// WatchStatus streams open now.
+    pub fn open_watch_streams(&self) -> u32 {
+        let available = u32::try_from(self.watch_slots.available_permits()).unwrap_or(u32::MAX);
+        self.max_watch_streams.saturating_sub(available)
     }
 
     pub fn is_draining(&self) -> bool {
@@ -204,7 +210,8 @@ impl StatusService for StatusApi {
     ) -> Result<Response<GetPeerStatusResponse>, Status> {
         let peer = &self.inner.peer;
         let deadline = request.extensions().get::<RequestDeadline>().copied();
-        match peer.get_status(request.metadata(), deadline).await {
+        let trace = request.extensions().get::<TraceContext>();
+        match peer.get_status(request.metadata(), deadline, trace).await {
             Ok(response) => Ok(Response::new(response)),
             Err(status) => {
                 let request_id = request
@@ -212,9 +219,11 @@ impl StatusService for StatusApi {
                     .get(REQUEST_ID_HEADER)
                     .and_then(|id| id.to_str().ok());
                 tracing::warn!(
+                    service = self.inner.identity.service,
                     request_id,
+                    trace_id = trace.map(|t| tracing::field::display(t.trace_id())),
                     peer = peer.address(),
-                    code = ?status.code(),
+                    grpc_code = status_gateway::grpc_code_name(status.code()),
                     error = status.message(),
                     "peer call failed"
                 );

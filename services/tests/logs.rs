@@ -319,3 +319,74 @@ async fn every_request_gets_exactly_one_line_however_it_ends() {
         assert_eq!(line["outcome"], outcome, "{id}: {line}");
     }
 }
+
+#[tokio::test]
+async fn one_trace_id_in_both_services_with_a_span_each() {
+    let logs = logs();
+    let pair = TestPair::start().await;
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let caller_span = "00f067aa0ba902b7";
+    let malformed = format!("00-{}-{caller_span}-01", trace.to_uppercase());
+    for (id, traceparent, amzn, expected_trace) in [
+        (
+            "trace-1",
+            Some(format!("00-{trace}-{caller_span}-01")),
+            None,
+            Some(trace),
+        ),
+        ("trace-2", Some(malformed.clone()), None, None),
+        (
+            "trace-3",
+            None,
+            Some("Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1"),
+            Some("5759e988bd862e3fe1be46a994272793"),
+        ),
+    ] {
+        let mut headers = vec![("x-request-id", id)];
+        if let Some(value) = &traceparent {
+            headers.push(("traceparent", value));
+        }
+        if let Some(value) = amzn {
+            headers.push(("x-amzn-trace-id", value));
+        }
+        let reply = get(
+            pair.a.address,
+            "/service-a/other-status",
+            Version::HTTP_11,
+            &headers,
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK);
+        let lines = logs.requests_with_id(id);
+        let line = |service: &str| {
+            lines
+                .iter()
+                .find(|l| l["service"] == service)
+                .unwrap_or_else(|| panic!("{id}: no line of {service}: {lines:#?}"))
+        };
+        let (a, b) = (line("service-a"), line("service-b"));
+        let trace_id = a["trace_id"].as_str().expect("trace_id");
+        assert_eq!(trace_id.len(), 32, "{a}");
+        if let Some(expected) = expected_trace {
+            assert_eq!(trace_id, expected, "{id}");
+        } else {
+            assert_ne!(
+                trace_id,
+                trace.to_uppercase(),
+                "{id}: a malformed traceparent was used"
+            );
+        }
+        // The same trace in both services, with a span each: B's parent is
+        // A's span, which B could only learn from a valid traceparent.
+        assert_eq!(b["trace_id"], a["trace_id"], "{id}");
+        assert_ne!(b["span_id"], a["span_id"], "{id}");
+        assert_eq!(b["parent_span_id"], a["span_id"], "{id}");
+        if id == "trace-1" {
+            assert_eq!(a["parent_span_id"], caller_span);
+        }
+    }
+    assert!(
+        !logs.text().contains(&malformed),
+        "a malformed traceparent was logged"
+    );
+}

@@ -1,10 +1,12 @@
 //! One log line per request, REST or gRPC, however it ends: answered,
 //! refused, timed out, or abandoned by the client (`outcome: cancelled`,
-//! HTTP 499 / CANCELLED when no answer was sent).
+//! HTTP 499 / CANCELLED when no answer was sent). The same point counts the
+//! request for the EMF metrics ([`crate::emf`]), with request lines on or off.
 //!
-//! This layer also gives the request its id ([`super::request_id`]); the
-//! id is a plain field of the line, not a tracing span, because a span per
-//! request and its re-serialisation into each line cost more than the line.
+//! This layer also gives the request its id ([`super::request_id`]) and its
+//! trace context ([`super::trace_context`]); both are plain fields of the
+//! line, not a tracing span, because a span per request and its
+//! re-serialisation into each line cost more than the line.
 //!
 //! A gRPC status usually comes in the trailers, after the body, and a
 //! stream's latency is its whole life; so for gRPC the line is written when
@@ -21,10 +23,15 @@ use std::{
 use http::{HeaderMap, HeaderValue, Method, Request, Response, header::USER_AGENT};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
-use status_gateway::grpc_code_name;
+use status_gateway::{grpc_code_name, http_status};
 use tower::{Layer, Service};
 
-use super::{protocol::Protocol, request_id::ensure_request_id};
+use super::{
+    protocol::{Protocol, is_grpc},
+    request_id::ensure_request_id,
+    trace_context::TraceContext,
+};
+use crate::emf::{CodeClass, Recorder, RouteId};
 
 /// Longest path or user agent written to a line; the rest is cut.
 const MAX_LOGGED_TEXT: usize = 256;
@@ -41,12 +48,14 @@ pub(crate) struct Panicked(pub(crate) String);
 #[derive(Debug, Clone)]
 pub(crate) struct AccessLogLayer {
     service: Arc<str>,
+    recorder: Arc<Recorder>,
 }
 
 impl AccessLogLayer {
-    pub(crate) fn new(service: &str) -> Self {
+    pub(crate) fn new(service: &str, recorder: Arc<Recorder>) -> Self {
         Self {
             service: service.into(),
+            recorder,
         }
     }
 }
@@ -58,6 +67,7 @@ impl<S> Layer<S> for AccessLogLayer {
         AccessLog {
             inner,
             service: Arc::clone(&self.service),
+            recorder: Arc::clone(&self.recorder),
         }
     }
 }
@@ -66,21 +76,31 @@ impl<S> Layer<S> for AccessLogLayer {
 pub(crate) struct AccessLog<S> {
     inner: S,
     service: Arc<str>,
+    recorder: Arc<Recorder>,
 }
 
-/// What the line needs, carried until the request ends.
+/// What the metrics and the line need, carried until the request ends.
 #[derive(Debug)]
 struct Entry {
+    recorder: Arc<Recorder>,
+    route: RouteId,
+    protocol: Protocol,
+    started: Instant,
+    /// None when request lines are off (RUST_LOG=warn): nothing to carry.
+    line: Option<Box<LineFields>>,
+}
+
+#[derive(Debug)]
+struct LineFields {
     service: Arc<str>,
     request_id: HeaderValue,
+    trace: TraceContext,
     method: Method,
     /// The path (REST) or the rpc (gRPC), cut to [`MAX_LOGGED_TEXT`].
     target: String,
-    protocol: Protocol,
     peer: Option<SocketAddr>,
     forwarded_for: Option<IpAddr>,
     user_agent: Option<String>,
-    started: Instant,
 }
 
 /// How a request ended.
@@ -93,20 +113,54 @@ enum Outcome {
 }
 
 impl Entry {
-    fn new<B>(service: &Arc<str>, request: &Request<B>, request_id: HeaderValue) -> Self {
-        let protocol = Protocol::of(request);
-        let path = request.uri().path();
-        // gRPC paths are "/package.Service/Method"; the rpc drops the slash.
-        let target = match protocol {
-            Protocol::Grpc => path.strip_prefix('/').unwrap_or(path),
-            _ => path,
+    fn new<B>(
+        access_log: &AccessLog<impl Sized>,
+        request: &Request<B>,
+        line: Option<LineFields>,
+    ) -> Self {
+        Self {
+            recorder: Arc::clone(&access_log.recorder),
+            route: access_log.recorder.route(target(request)),
+            protocol: Protocol::of(request),
+            started: Instant::now(),
+            line: line.map(Box::new),
+        }
+    }
+
+    /// Counts the request and writes its line.
+    fn finish(self, status: u16, grpc_status: Option<&HeaderValue>, outcome: Outcome) {
+        let latency = self.started.elapsed();
+        let grpc = self.protocol.is_grpc();
+        let grpc_code = match (grpc, grpc_status, outcome) {
+            (false, ..) => None,
+            (true, Some(value), _) => Some(tonic::Code::from_bytes(value.as_bytes())),
+            (true, None, Outcome::Cancelled) => Some(tonic::Code::Cancelled),
+            // A gRPC answer that ended without a status: the stream broke.
+            (true, None, Outcome::Completed) => Some(tonic::Code::Unknown),
         };
+        // gRPC answers count by their code's HTTP equivalent.
+        let class_status = grpc_code.map_or(status, |code| http_status(code).as_u16());
+        self.recorder
+            .record_request(self.route, CodeClass::of_http(class_status), latency);
+        if let Some(line) = self.line {
+            line.write(self.protocol, latency, status, grpc_code, outcome);
+        }
+    }
+}
+
+impl LineFields {
+    fn new<B>(
+        service: &Arc<str>,
+        request: &Request<B>,
+        request_id: HeaderValue,
+        trace: TraceContext,
+    ) -> Self {
         Self {
             service: Arc::clone(service),
             request_id,
+            trace,
             method: request.method().clone(),
-            target: truncated(target),
-            protocol,
+            target: truncated(target(request)),
             peer: request.extensions().get::<ClientAddress>().map(|c| c.0),
             forwarded_for: first_forwarded_for(request.headers()),
             user_agent: request
@@ -114,22 +168,20 @@ impl Entry {
                 .get(USER_AGENT)
                 .and_then(|v| v.to_str().ok())
                 .map(truncated),
-            started: Instant::now(),
         }
     }
 
-    fn log(self, status: u16, grpc_status: Option<&HeaderValue>, outcome: Outcome) {
+    fn write(
+        &self,
+        protocol: Protocol,
+        latency: std::time::Duration,
+        status: u16,
+        grpc_code: Option<tonic::Code>,
+        outcome: Outcome,
+    ) {
         // Whole microseconds, shown in milliseconds: 0.16, not 0.16048099999999998.
-        let latency_ms = self.started.elapsed().as_micros() as f64 / 1000.0;
-        let grpc = self.protocol.is_grpc();
-        let grpc_code = match (grpc, grpc_status, outcome) {
-            (false, ..) => None,
-            (true, Some(value), _) => Some(code_name(value)),
-            (true, None, Outcome::Cancelled) => Some("CANCELLED"),
-            // A gRPC answer that ended without a status: the stream broke.
-            (true, None, Outcome::Completed) => Some("UNKNOWN"),
-        };
-        let (path, rpc) = if grpc {
+        let latency_ms = latency.as_micros() as f64 / 1000.0;
+        let (path, rpc) = if protocol.is_grpc() {
             (None, Some(self.target.as_str()))
         } else {
             (Some(self.target.as_str()), None)
@@ -139,12 +191,15 @@ impl Entry {
         tracing::info!(
             service = &*self.service,
             request_id = self.request_id.to_str().ok(),
+            trace_id = %self.trace.trace_id(),
+            span_id = %self.trace.span_id(),
+            parent_span_id = self.trace.parent_id().map(tracing::field::display),
             method = self.method.as_str(),
             path,
             rpc,
-            protocol = self.protocol.as_str(),
+            protocol = protocol.as_str(),
             status,
-            grpc_code,
+            grpc_code = grpc_code.map(grpc_code_name),
             latency_ms,
             client = client.map(tracing::field::display),
             peer = self.peer.map(tracing::field::display),
@@ -158,9 +213,14 @@ impl Entry {
     }
 }
 
-/// The canonical name of a `grpc-status` value ("14" → "UNAVAILABLE").
-fn code_name(value: &HeaderValue) -> &'static str {
-    grpc_code_name(tonic::Code::from_bytes(value.as_bytes()))
+/// The path (REST) or the rpc (gRPC: `/package.Service/Method` without the slash).
+fn target<B>(request: &Request<B>) -> &str {
+    let path = request.uri().path();
+    if is_grpc(request.headers()) {
+        path.strip_prefix('/').unwrap_or(path)
+    } else {
+        path
+    }
 }
 
 fn first_forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
@@ -193,9 +253,12 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let request_id = ensure_request_id(request.headers_mut());
+        let trace = TraceContext::from_headers(request.headers());
         // Nothing to carry when the line would not be written (RUST_LOG=warn).
-        let entry = tracing::enabled!(tracing::Level::INFO)
-            .then(|| Entry::new(&self.service, &request, request_id.clone()));
+        let line = tracing::enabled!(tracing::Level::INFO)
+            .then(|| LineFields::new(&self.service, &request, request_id.clone(), trace.clone()));
+        let entry = Some(Entry::new(self, &request, line));
+        request.extensions_mut().insert(trace);
         ResponseFuture {
             inner: self.inner.call(request),
             request_id,
@@ -218,7 +281,7 @@ pin_project! {
             // connection was closed at shutdown). 499 is nginx's "client
             // closed request".
             if let Some(entry) = this.project().entry.take() {
-                entry.log(499, None, Outcome::Cancelled);
+                entry.finish(499, None, Outcome::Cancelled);
             }
         }
     }
@@ -236,7 +299,7 @@ where
             Ok(response) => response,
             Err(error) => {
                 if let Some(entry) = this.entry.take() {
-                    entry.log(500, None, Outcome::Cancelled);
+                    entry.finish(500, None, Outcome::Cancelled);
                 }
                 return Poll::Ready(Err(error));
             }
@@ -246,13 +309,15 @@ where
             this.request_id.clone(),
         );
         let Some(entry) = this.entry.take() else {
-            // Logging is off.
             return Poll::Ready(Ok(response.map(LoggedBody::done)));
         };
-        if let Some(Panicked(message)) = response.extensions().get::<Panicked>() {
+        if let Some(Panicked(message)) = response.extensions().get::<Panicked>()
+            && let Some(line) = &entry.line
+        {
             tracing::error!(
-                service = &*entry.service,
-                request_id = entry.request_id.to_str().ok(),
+                service = &*line.service,
+                request_id = line.request_id.to_str().ok(),
+                trace_id = %line.trace.trace_id(),
                 error = message.as_str(),
                 "handler panicked"
             );
@@ -262,7 +327,7 @@ where
         // grpc-status in the head), are complete already.
         let head_grpc_status = response.headers().get("grpc-status");
         if !entry.protocol.is_grpc() || head_grpc_status.is_some() {
-            entry.log(status, head_grpc_status, Outcome::Completed);
+            entry.finish(status, head_grpc_status, Outcome::Completed);
             return Poll::Ready(Ok(response.map(LoggedBody::done)));
         }
         Poll::Ready(Ok(
@@ -282,7 +347,7 @@ pin_project! {
     impl<B> PinnedDrop for LoggedBody<B> {
         fn drop(this: Pin<&mut Self>) {
             if let Some((entry, status)) = this.project().pending.take() {
-                entry.log(status, None, Outcome::Cancelled);
+                entry.finish(status, None, Outcome::Cancelled);
             }
         }
     }
@@ -321,7 +386,7 @@ impl<B: Body> Body for LoggedBody<B> {
         if let Some(grpc_status) = ended
             && let Some((entry, status)) = this.pending.take()
         {
-            entry.log(status, grpc_status.as_ref(), Outcome::Completed);
+            entry.finish(status, grpc_status.as_ref(), Outcome::Completed);
         }
         Poll::Ready(frame)
     }
@@ -380,7 +445,8 @@ mod tests {
             ("14", "UNAVAILABLE"),
             ("99", "UNKNOWN"),
         ] {
-            assert_eq!(code_name(&HeaderValue::from_static(value)), name);
+            let code = tonic::Code::from_bytes(HeaderValue::from_static(value).as_bytes());
+            assert_eq!(grpc_code_name(code), name);
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The request-level layers of the server, each in its own module: the
-//! request id, one access line per request, load shedding, deadlines, and
+//! request id and trace context, one access line per request, load shedding, deadlines, and
 //! answering errors in the caller's protocol. `server::app` stacks them.
 
 pub(crate) mod access_log;
@@ -7,10 +7,12 @@ pub(crate) mod deadline;
 pub(crate) mod load_shed;
 pub(crate) mod protocol;
 pub(crate) mod request_id;
+pub(crate) mod trace_context;
 
 pub use self::{
     access_log::ClientAddress,
     deadline::RequestDeadline,
     protocol::is_grpc,
     request_id::{MAX_REQUEST_ID_LENGTH, REQUEST_ID_HEADER},
+    trace_context::TraceContext,
 };

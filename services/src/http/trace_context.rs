@@ -1,0 +1,335 @@
+//! Trace context: which trace a request belongs to, so the ALB's access
+//! logs and both services' lines can be joined.
+//!
+//! Accepted from the caller: W3C `traceparent` (+ `tracestate`) and AWS's
+//! `X-Amzn-Trace-Id` (which the ALB adds to every request). A valid
+//! `traceparent` wins; otherwise the X-Ray root gives the trace id (X-Ray
+//! root `1-5759e988-bd862e3fe1be46a994272793` is trace id
+//! `5759e988bd862e3fe1be46a994272793`, as X-Ray maps them); otherwise a new
+//! trace starts. Every request gets a span id of its own, the child of the
+//! caller's, and that span id is the parent the peer call carries
+//! onward: `traceparent` per the W3C spec, `X-Amzn-Trace-Id` with the same
+//! root, our span as `Parent` and the caller's `Sampled` decision, as AWS
+//! documents for downstream calls. Malformed or oversized values are
+//! ignored (a new trace starts), never echoed, logged or passed on.
+
+use std::fmt::{self, Write as _};
+
+use http::{HeaderMap, HeaderValue};
+
+pub(crate) const TRACEPARENT: &str = "traceparent";
+pub(crate) const TRACESTATE: &str = "tracestate";
+pub(crate) const AMZN_TRACE_ID: &str = "x-amzn-trace-id";
+/// Longest `tracestate` or `X-Amzn-Trace-Id` passed on (the W3C spec allows
+/// 32 tracestate members of up to 256 characters; 512 keeps the common ones).
+const MAX_PASSED_ON_LENGTH: usize = 512;
+
+/// The trace a request belongs to and its own span in it, in the request's
+/// extensions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceContext {
+    trace_id: [u8; 16],
+    /// This request's span, a child of `parent_id`.
+    span_id: [u8; 8],
+    /// The caller's span, when the caller sent one.
+    parent_id: Option<[u8; 8]>,
+    /// W3C trace-flags (bit 0: sampled), passed on as received.
+    flags: u8,
+    tracestate: Option<HeaderValue>,
+    /// `Sampled=` of the caller's `X-Amzn-Trace-Id`, when it sent one.
+    amzn_sampled: Option<Option<char>>,
+}
+
+impl TraceContext {
+    /// The context of an incoming request, from its headers.
+    pub(crate) fn from_headers(headers: &HeaderMap) -> Self {
+        let span_id = random_id::<8>();
+        if let Some((trace_id, parent_id, flags)) =
+            headers.get(TRACEPARENT).and_then(parse_traceparent)
+        {
+            return Self {
+                trace_id,
+                span_id,
+                parent_id: Some(parent_id),
+                flags,
+                tracestate: headers.get(TRACESTATE).filter(|v| is_passable(v)).cloned(),
+                amzn_sampled: headers
+                    .get(AMZN_TRACE_ID)
+                    .and_then(parse_amzn)
+                    .map(|amzn| amzn.sampled),
+            };
+        }
+        if let Some(amzn) = headers.get(AMZN_TRACE_ID).and_then(parse_amzn) {
+            return Self {
+                trace_id: amzn.trace_id,
+                span_id,
+                parent_id: amzn.parent_id,
+                flags: u8::from(amzn.sampled == Some('1')),
+                tracestate: None,
+                amzn_sampled: Some(amzn.sampled),
+            };
+        }
+        Self {
+            trace_id: random_id::<16>(),
+            span_id,
+            parent_id: None,
+            // We record no spans ourselves: not sampled.
+            flags: 0,
+            tracestate: None,
+            amzn_sampled: None,
+        }
+    }
+
+    pub fn trace_id(&self) -> Hex<'_> {
+        Hex(&self.trace_id)
+    }
+
+    pub fn span_id(&self) -> Hex<'_> {
+        Hex(&self.span_id)
+    }
+
+    pub fn parent_id(&self) -> Option<Hex<'_>> {
+        self.parent_id.as_ref().map(|id| Hex(id))
+    }
+
+    /// The headers a call made on behalf of this request carries: this
+    /// request's span is the parent of the callee's.
+    pub fn outgoing_headers(&self) -> Vec<(&'static str, HeaderValue)> {
+        let mut headers = Vec::with_capacity(3);
+        let traceparent = format!(
+            "00-{}-{}-{:02x}",
+            self.trace_id(),
+            self.span_id(),
+            self.flags
+        );
+        if let Ok(value) = HeaderValue::from_str(&traceparent) {
+            headers.push((TRACEPARENT, value));
+        }
+        if let Some(state) = &self.tracestate {
+            headers.push((TRACESTATE, state.clone()));
+        }
+        if let Some(sampled) = self.amzn_sampled {
+            let hex = self.trace_id().to_string();
+            let mut amzn = format!(
+                "Root=1-{}-{};Parent={}",
+                &hex[..8],
+                &hex[8..],
+                self.span_id()
+            );
+            if let Some(sampled) = sampled {
+                let _ = write!(amzn, ";Sampled={sampled}");
+            }
+            if let Ok(value) = HeaderValue::from_str(&amzn) {
+                headers.push((AMZN_TRACE_ID, value));
+            }
+        }
+        headers
+    }
+}
+
+/// Lowercase hex of an id, for logs and headers.
+#[derive(Debug, Clone, Copy)]
+pub struct Hex<'a>(&'a [u8]);
+
+impl fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
+    }
+}
+
+/// `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`, lowercase,
+/// neither id all zeros. A later version may append fields after a '-'.
+fn parse_traceparent(value: &HeaderValue) -> Option<([u8; 16], [u8; 8], u8)> {
+    let text = value.to_str().ok()?;
+    let bytes = text.as_bytes();
+    if bytes.len() < 55 || (bytes.len() > 55 && bytes[55] != b'-') {
+        return None;
+    }
+    let version = decode_hex::<1>(&text[0..2])?[0];
+    if version == 0xff || (version == 0 && bytes.len() != 55) {
+        return None;
+    }
+    if [bytes[2], bytes[35], bytes[52]] != [b'-'; 3] {
+        return None;
+    }
+    let trace_id = decode_hex::<16>(&text[3..35])?;
+    let parent_id = decode_hex::<8>(&text[36..52])?;
+    let flags = decode_hex::<1>(&text[53..55])?[0];
+    let nonzero = |id: &[u8]| id.iter().any(|b| *b != 0);
+    (nonzero(&trace_id) && nonzero(&parent_id)).then_some((trace_id, parent_id, flags))
+}
+
+/// What is used of an `X-Amzn-Trace-Id`.
+struct AmznTrace {
+    trace_id: [u8; 16],
+    parent_id: Option<[u8; 8]>,
+    sampled: Option<char>,
+}
+
+/// `Root=1-<8 hex>-<24 hex>[;Parent=<16 hex>][;Sampled=0|1|?][;...]`.
+fn parse_amzn(value: &HeaderValue) -> Option<AmznTrace> {
+    if !is_passable(value) {
+        return None;
+    }
+    let text = value.to_str().ok()?;
+    let (mut root, mut parent_id, mut sampled) = (None, None, None);
+    for field in text.split(';') {
+        match field.trim().split_once('=')? {
+            ("Root", value) => root = Some(value),
+            ("Parent", value) => parent_id = Some(decode_hex::<8>(value)?),
+            ("Sampled", value) => sampled = value.chars().next().filter(|c| "01?".contains(*c)),
+            _ => {}
+        }
+    }
+    let root = root?;
+    let (epoch, random) = root.strip_prefix("1-")?.split_once('-')?;
+    if epoch.len() != 8 || random.len() != 24 {
+        return None;
+    }
+    let trace_id = decode_hex::<16>(&format!("{epoch}{random}"))?;
+    Some(AmznTrace {
+        trace_id,
+        parent_id,
+        sampled,
+    })
+}
+
+fn is_passable(value: &HeaderValue) -> bool {
+    let bytes = value.as_bytes();
+    bytes.len() <= MAX_PASSED_ON_LENGTH && bytes.iter().all(|b| b.is_ascii_graphic() || *b == b' ')
+}
+
+/// Exactly `2 * N` lowercase hex digits.
+fn decode_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 2 * N {
+        return None;
+    }
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; N];
+    for (i, pair) in bytes.chunks_exact(2).enumerate() {
+        out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
+    }
+    Some(out)
+}
+
+/// Random bytes for ids, from the same user-space generator as request ids.
+fn random_id<const N: usize>() -> [u8; N] {
+    let random = uuid::Uuid::new_v4().as_u128().to_le_bytes();
+    let mut id = [0u8; N];
+    id.copy_from_slice(&random[..N]);
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.insert(*name, HeaderValue::from_str(value).expect("ascii"));
+        }
+        headers
+    }
+
+    const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const PARENT: &str = "00f067aa0ba902b7";
+
+    #[test]
+    fn a_valid_traceparent_continues_its_trace_with_a_new_span() {
+        let context = TraceContext::from_headers(&headers(&[
+            (TRACEPARENT, &format!("00-{TRACE}-{PARENT}-01")),
+            (TRACESTATE, "congo=t61rcWkgMzE"),
+        ]));
+        assert_eq!(context.trace_id().to_string(), TRACE);
+        assert_eq!(
+            context.parent_id().map(|p| p.to_string()).as_deref(),
+            Some(PARENT)
+        );
+        assert_ne!(context.span_id().to_string(), PARENT);
+        let outgoing = context.outgoing_headers();
+        let traceparent = outgoing[0].1.to_str().expect("ascii");
+        assert_eq!(traceparent, format!("00-{TRACE}-{}-01", context.span_id()));
+        assert_eq!(
+            outgoing[1],
+            (TRACESTATE, HeaderValue::from_static("congo=t61rcWkgMzE"))
+        );
+    }
+
+    #[test]
+    fn malformed_traceparents_start_a_new_trace() {
+        for bad in [
+            format!("00-{TRACE}-{PARENT}-01-extra"),
+            format!("ff-{TRACE}-{PARENT}-01"),
+            format!("00-{}-{PARENT}-01", "0".repeat(32)),
+            format!("00-{TRACE}-{}-01", "0".repeat(16)),
+            format!("00-{}-{PARENT}-01", TRACE.to_uppercase()),
+            format!("00_{TRACE}-{PARENT}-01"),
+            format!("00-{TRACE}-{PARENT}"),
+            "x".repeat(6000),
+        ] {
+            let context = TraceContext::from_headers(&headers(&[(TRACEPARENT, &bad)]));
+            assert_ne!(context.trace_id().to_string(), TRACE, "{bad}");
+            assert!(context.parent_id().is_none(), "{bad}");
+            let sent = context.outgoing_headers()[0]
+                .1
+                .to_str()
+                .expect("ascii")
+                .to_owned();
+            assert!(parse_traceparent(&HeaderValue::from_str(&sent).expect("ascii")).is_some());
+            assert!(!sent.contains(&bad), "passed on raw: {bad}");
+        }
+    }
+
+    #[test]
+    fn a_later_version_with_more_fields_is_read() {
+        let context = TraceContext::from_headers(&headers(&[(
+            TRACEPARENT,
+            &format!("01-{TRACE}-{PARENT}-01-what-comes-next"),
+        )]));
+        assert_eq!(context.trace_id().to_string(), TRACE);
+    }
+
+    #[test]
+    fn the_albs_amazon_trace_id_gives_the_trace_and_is_passed_on() {
+        let context = TraceContext::from_headers(&headers(&[(
+            AMZN_TRACE_ID,
+            "Self=1-67891234-12456789abcdef012345678;Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1",
+        )]));
+        assert_eq!(
+            context.trace_id().to_string(),
+            "5759e988bd862e3fe1be46a994272793"
+        );
+        let outgoing = context.outgoing_headers();
+        assert_eq!(outgoing.len(), 2, "{outgoing:?}");
+        assert_eq!(
+            outgoing[0].1.to_str().expect("ascii"),
+            format!(
+                "00-5759e988bd862e3fe1be46a994272793-{}-01",
+                context.span_id()
+            )
+        );
+        assert_eq!(
+            outgoing[1].1.to_str().expect("ascii"),
+            format!(
+                "Root=1-5759e988-bd862e3fe1be46a994272793;Parent={};Sampled=1",
+                context.span_id()
+            )
+        );
+    }
+
+    #[test]
+    fn no_context_starts_a_new_unsampled_trace() {
+        let first = TraceContext::from_headers(&HeaderMap::new());
+        let second = TraceContext::from_headers(&HeaderMap::new());
+        assert_ne!(first.trace_id().to_string(), second.trace_id().to_string());
+        let outgoing = first.outgoing_headers();
+        assert_eq!(outgoing.len(), 1, "no X-Ray header made up: {outgoing:?}");
+        assert!(outgoing[0].1.to_str().expect("ascii").ends_with("-00"));
+    }
+}
