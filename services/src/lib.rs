@@ -8,6 +8,7 @@
 pub mod client;
 pub mod config;
 pub mod ecs;
+pub mod emf;
 pub mod fd_limit;
 pub mod http;
 pub mod local;

@@ -18,7 +18,7 @@ use status_services::{
     config::{
         Cli, Command, EXIT_BAD_CONFIG, HealthcheckArgs, LocalArgs, LogFormat, ServeArgs, StatusArgs,
     },
-    fd_limit, local,
+    emf, fd_limit, local,
     logging::{self, Flusher},
     metrics::Metrics,
     server, shutdown,
@@ -75,6 +75,9 @@ where
         Ok(logs) => logs,
         Err(error) => return bad_config(error),
     };
+    if log_format == LogFormat::Json {
+        emf::set_output(logs.writer());
+    }
     fd_limit::raise_and_log();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

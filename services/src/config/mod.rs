@@ -16,12 +16,14 @@ use std::{
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use self::values::{parse_duration, parse_metrics_interval, parse_port, parse_positive_duration};
+use self::values::{
+    parse_duration, parse_metrics_interval, parse_namespace, parse_port, parse_positive_duration,
+};
 pub use self::{
     limits::{LimitArgs, ServerLimits},
     values::{ConfigError, PeerUrl, ServiceName},
 };
-use crate::topology::KnownService;
+use crate::{emf::EmfSettings, topology::KnownService};
 
 pub const ENV_SERVICE_NAME: &str = "SERVICE_NAME";
 pub const ENV_SERVER_PORT: &str = "SERVER_PORT";
@@ -35,6 +37,8 @@ pub const ENV_PEER_REQUEST_TIMEOUT: &str = "PEER_REQUEST_TIMEOUT";
 pub const ENV_PEER_KEEPALIVE_INTERVAL: &str = "PEER_KEEPALIVE_INTERVAL";
 pub const ENV_METRICS_INTERVAL: &str = "METRICS_INTERVAL";
 pub const ENV_MAX_PEER_CALLS: &str = "MAX_PEER_CALLS";
+pub const ENV_EMF_INTERVAL: &str = "EMF_INTERVAL";
+pub const ENV_METRICS_NAMESPACE: &str = "METRICS_NAMESPACE";
 pub const ENV_PEER_DEADLINE_MARGIN: &str = "PEER_DEADLINE_MARGIN";
 /// Set by the ECS agent in every container of a task.
 pub const ENV_ECS_METADATA_URI: &str = "ECS_CONTAINER_METADATA_URI_V4";
@@ -154,6 +158,13 @@ pub struct RuntimeArgs {
     /// gives up (the caller then never sees CANCELLED).
     #[arg(long, env = ENV_PEER_DEADLINE_MARGIN, value_name = ENV_PEER_DEADLINE_MARGIN, default_value = "20ms", value_parser = parse_duration)]
     pub peer_deadline_margin: Duration,
+    /// How often the EMF metric lines are written (JSON logs only); 0s
+    /// writes none.
+    #[arg(long, env = ENV_EMF_INTERVAL, value_name = ENV_EMF_INTERVAL, default_value = "60s", value_parser = parse_duration)]
+    pub emf_interval: Duration,
+    /// CloudWatch namespace of the EMF metrics.
+    #[arg(long, env = ENV_METRICS_NAMESPACE, value_name = ENV_METRICS_NAMESPACE, default_value = crate::emf::catalog::DEFAULT_NAMESPACE, value_parser = parse_namespace)]
+    pub metrics_namespace: String,
     #[command(flatten)]
     pub limits: LimitArgs,
     /// How often CPU and memory are sampled in the background (at least 200ms).
@@ -205,6 +216,7 @@ pub struct ServiceConfig {
     pub drain_delay: Duration,
     pub shutdown_timeout: Duration,
     pub limits: ServerLimits,
+    pub emf: EmfSettings,
     pub ecs_metadata_uri: Option<String>,
 }
 
@@ -234,6 +246,7 @@ impl ServeArgs {
             drain_delay: self.drain_delay,
             shutdown_timeout: self.runtime.shutdown_timeout,
             limits: self.runtime.limits.limits(),
+            emf: self.runtime.emf_settings(),
             ecs_metadata_uri: self.ecs_metadata_uri.clone().filter(|uri| !uri.is_empty()),
         })
     }
@@ -254,6 +267,7 @@ impl LocalArgs {
                     drain_delay: self.drain_delay,
                     shutdown_timeout: self.runtime.shutdown_timeout,
                     limits: self.runtime.limits.limits(),
+                    emf: self.runtime.emf_settings(),
                     ecs_metadata_uri: None,
                 }
             })
@@ -262,6 +276,13 @@ impl LocalArgs {
 }
 
 impl RuntimeArgs {
+    fn emf_settings(&self) -> EmfSettings {
+        EmfSettings {
+            namespace: self.metrics_namespace.clone(),
+            interval: self.emf_interval,
+        }
+    }
+
     fn peer_settings(&self, url: PeerUrl) -> PeerSettings {
         PeerSettings {
             url,

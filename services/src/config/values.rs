@@ -19,6 +19,10 @@ pub enum ConfigError {
         "must be an http:// or https:// URL with a host and no path, like http://service-b-sc:8202"
     )]
     PeerUrl,
+    #[error(
+        "must be 1 to 255 letters, digits or . - _ / # : (a CloudWatch namespace, not starting with AWS/)"
+    )]
+    Namespace,
     #[error("must be a duration like 500ms, 2s or 1m")]
     Duration,
     #[error("must be more than 0")]
@@ -130,6 +134,19 @@ pub(crate) fn parse_positive_duration(value: &str) -> Result<Duration, ConfigErr
     match parse_duration(value)? {
         Duration::ZERO => Err(ConfigError::ZeroDuration),
         duration => Ok(duration),
+    }
+}
+
+pub(crate) fn parse_namespace(value: &str) -> Result<String, ConfigError> {
+    let valid = (1..=255).contains(&value.len())
+        && !value.starts_with("AWS/")
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-_/#:".contains(c));
+    if valid {
+        Ok(value.to_owned())
+    } else {
+        Err(ConfigError::Namespace)
     }
 }
 

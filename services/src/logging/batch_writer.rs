@@ -211,6 +211,14 @@ impl<'a> MakeWriter<'a> for BatchWriter {
 }
 
 impl FlushGuard {
+    /// The writer the lines go to, for lines written without `tracing`
+    /// (the EMF metrics).
+    pub fn writer(&self) -> BatchWriter {
+        BatchWriter {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
     /// A handle that can flush before this guard is dropped.
     pub fn flusher(&self) -> Flusher {
         Flusher {

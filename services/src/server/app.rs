@@ -22,7 +22,7 @@ use std::{
 use axum::{Router, body::Body};
 use http::{Request, Response};
 use status_api::v1::status_service_server::StatusServiceServer;
-use tonic::service::Routes;
+use tonic::{server::NamedService, service::Routes};
 use tonic_health::{
     pb::health_server::HealthServer,
     server::{HealthReporter, HealthService},
@@ -33,6 +33,7 @@ use tower_http::catch_panic::{CatchPanicLayer, ResponseForPanic};
 use super::ServeError;
 use crate::{
     config::ServerLimits,
+    emf::Recorder,
     http::{
         access_log::{AccessLog, AccessLogLayer, Panicked},
         deadline::{Deadline, DeadlineLayer},
@@ -50,6 +51,7 @@ pub(crate) fn app(
     api: StatusApi,
     health: &HealthReporter,
     limits: &ServerLimits,
+    recorder: Arc<Recorder>,
 ) -> Result<App, ServeError> {
     let service = api.identity().service.clone();
     let health = Arc::new(HealthService::from_health_reporter(health.clone()));
@@ -78,7 +80,7 @@ pub(crate) fn app(
         .layer(CatchPanicLayer::custom(PanicResponse(Protocol::Grpc)));
 
     let rest_health_path = status_gateway::healthcheck_path(&service);
-    Ok(AccessLogLayer::new(&service).layer(
+    Ok(AccessLogLayer::new(&service, recorder).layer(
         LoadShedLayer::new(limits.max_concurrent_requests, &service, rest_health_path).layer(
             DeadlineLayer {
                 request_timeout: limits.request_timeout,
@@ -86,6 +88,30 @@ pub(crate) fn app(
             .layer(GrpcOrRest { grpc, rest }),
         ),
     ))
+}
+
+/// The routes the EMF metrics name (every other path counts as `other`):
+/// the REST paths and the rpcs this port serves.
+pub(crate) fn known_routes(service: &str) -> Vec<String> {
+    let status = <StatusServiceServer<StatusApi> as NamedService>::NAME;
+    let health = <HealthServer<HealthService> as NamedService>::NAME;
+    let mut routes = vec![
+        status_gateway::healthcheck_path(service),
+        status_gateway::status_path(service),
+        status_gateway::other_status_path(service),
+    ];
+    for rpc in ["GetStatus", "GetPeerStatus", "WatchStatus"] {
+        routes.push(format!("{status}/{rpc}"));
+    }
+    for rpc in ["Check", "Watch"] {
+        routes.push(format!("{health}/{rpc}"));
+    }
+    for version in ["v1", "v1alpha"] {
+        routes.push(format!(
+            "grpc.reflection.{version}.ServerReflection/ServerReflectionInfo"
+        ));
+    }
+    routes
 }
 
 /// Sends gRPC requests (by content type) to the gRPC routes and everything

@@ -32,6 +32,7 @@ use self::{
 use crate::{
     config::ServiceConfig,
     ecs,
+    emf::{self, Gauges, Recorder},
     metrics::Metrics,
     peer::PeerClient,
     status::{Identity, Lifecycle, StatusApi},
@@ -62,10 +63,11 @@ pub async fn serve(
     let service = config.service_name.as_str();
     let limits = &config.limits;
     let lifecycle = Arc::new(Lifecycle::new(limits.max_watch_streams));
+    let recorder = Arc::new(Recorder::new(service, app::known_routes(service)));
     let api = StatusApi::new(
         Identity::new(service),
         metrics.clone(),
-        PeerClient::new(&config.peer),
+        PeerClient::new(&config.peer, Arc::clone(&recorder)),
         Arc::clone(&lifecycle),
     );
     let health = HealthReporter::new();
@@ -73,7 +75,7 @@ pub async fn serve(
 
     let stopping = lifecycle.stopping().clone();
     let context = ConnectionContext {
-        app: app(api.clone(), &health, limits)?,
+        app: app(api.clone(), &health, limits, Arc::clone(&recorder))?,
         builder: Arc::new(connection::builder(limits)),
         first_byte_timeout: limits.first_byte_timeout,
         idle_timeout: limits.connection_idle_timeout,
@@ -86,6 +88,20 @@ pub async fn serve(
         tcp_keepalive: limits.tcp_keepalive,
         stop: stopping.clone(),
     };
+    let published = CancellationToken::new();
+    let publishing = tokio::spawn(emf::publish(
+        recorder,
+        config.emf.clone(),
+        {
+            let (lifecycle, metrics) = (Arc::clone(&lifecycle), metrics.clone());
+            move || Gauges {
+                watch_streams: u64::from(lifecycle.open_watch_streams()),
+                process_cpu_percent: metrics.latest().map_or(0.0, |s| s.process_cpu_percent),
+                process_memory_bytes: metrics.latest().map_or(0, |s| s.process_memory_bytes),
+            }
+        },
+        published.clone(),
+    ));
     let mut accepting = tokio::spawn(accept_until_stopped(
         listener,
         settings,
@@ -145,6 +161,9 @@ pub async fn serve(
         );
         connections.shutdown().await;
     }
+    // The last metrics, counted up to the last request.
+    published.cancel();
+    publishing.await?;
     tracing::info!(service, "stopped");
     Ok(())
 }

@@ -17,6 +17,7 @@ use status_api::v1::{
 };
 use status_services::{
     config::{PeerSettings, PeerUrl, ServerLimits, ServiceConfig},
+    emf::EmfSettings,
     metrics::Metrics,
     server,
 };
@@ -84,6 +85,7 @@ pub(crate) fn config(name: &str, peer: SocketAddr) -> ServiceConfig {
         drain_delay: Duration::ZERO,
         shutdown_timeout: Duration::from_secs(2),
         limits: ServerLimits::default(),
+        emf: EmfSettings::default(),
         ecs_metadata_uri: None,
     }
 }

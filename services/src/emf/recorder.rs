@@ -1,0 +1,268 @@
+//! What a service counts between two EMF lines: requests by route and code
+//! class (count, errors, latency histogram) and its peer calls. Requests
+//! record with a few relaxed atomic additions into a table fixed at start,
+//! so recording never locks or allocates; routes not known at start count
+//! as `other`, which keeps the Route dimension small whatever clients send.
+
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
+};
+
+use serde_json::{Value, json};
+
+use super::{
+    catalog::{self, MetricSpec},
+    histogram::Histogram,
+};
+
+/// The label of every route not known at start.
+pub const OTHER_ROUTE: &str = "other";
+
+/// An answer's class, the CodeClass dimension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CodeClass {
+    Success,
+    ClientError,
+    ServerError,
+}
+
+impl CodeClass {
+    const ALL: [Self; 3] = [Self::Success, Self::ClientError, Self::ServerError];
+
+    /// The class of an HTTP status (gRPC codes come as their HTTP equivalent).
+    pub(crate) fn of_http(status: u16) -> Self {
+        match status {
+            500.. => Self::ServerError,
+            400..500 => Self::ClientError,
+            _ => Self::Success,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Success => "2xx",
+            Self::ClientError => "4xx",
+            Self::ServerError => "5xx",
+        }
+    }
+}
+
+/// Index of a route in the recorder's table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RouteId(usize);
+
+#[derive(Debug, Default)]
+struct RouteStats {
+    requests: AtomicU64,
+    errors: AtomicU64,
+    latency: Histogram,
+}
+
+#[derive(Debug, Default)]
+struct PeerStats {
+    calls: AtomicU64,
+    errors: AtomicU64,
+    latency: Histogram,
+}
+
+/// Point-in-time figures written with each per-service line.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Gauges {
+    pub watch_streams: u64,
+    pub process_cpu_percent: f64,
+    pub process_memory_bytes: u64,
+}
+
+#[derive(Debug)]
+pub struct Recorder {
+    service: String,
+    /// Route labels; the last is [`OTHER_ROUTE`].
+    routes: Vec<String>,
+    /// `routes.len() * 3` entries: route-major, then code class.
+    stats: Box<[RouteStats]>,
+    peer: PeerStats,
+}
+
+impl Recorder {
+    pub fn new(service: &str, known_routes: impl IntoIterator<Item = String>) -> Self {
+        let mut routes: Vec<String> = known_routes.into_iter().collect();
+        routes.push(OTHER_ROUTE.to_owned());
+        let stats = (0..routes.len() * CodeClass::ALL.len())
+            .map(|_| RouteStats::default())
+            .collect();
+        Self {
+            service: service.to_owned(),
+            routes,
+            stats,
+            peer: PeerStats::default(),
+        }
+    }
+
+    /// The route of a REST path or rpc (`/package.Service/Method`'s part
+    /// after the slash), `other` when unknown.
+    pub(crate) fn route(&self, target: &str) -> RouteId {
+        let known = self.routes.len() - 1;
+        RouteId(
+            self.routes[..known]
+                .iter()
+                .position(|route| route == target)
+                .unwrap_or(known),
+        )
+    }
+
+    fn stats(&self, route: RouteId, class: CodeClass) -> &RouteStats {
+        let class_index = CodeClass::ALL.iter().position(|c| *c == class).unwrap_or(0);
+        &self.stats[route.0 * CodeClass::ALL.len() + class_index]
+    }
+
+    pub(crate) fn record_request(&self, route: RouteId, class: CodeClass, latency: Duration) {
+        let stats = self.stats(route, class);
+        stats.requests.fetch_add(1, Ordering::Relaxed);
+        if class == CodeClass::ServerError {
+            stats.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        stats.latency.record(latency);
+    }
+
+    pub(crate) fn record_peer_call(&self, succeeded: bool, latency: Duration) {
+        self.peer.calls.fetch_add(1, Ordering::Relaxed);
+        if !succeeded {
+            self.peer.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        self.peer.latency.record(latency);
+    }
+
+    /// The EMF lines for everything counted since the last call (which it
+    /// resets): one per route and class that had requests, and one for the
+    /// service with its peer calls and `gauges`.
+    pub fn take_lines(&self, namespace: &str, timestamp_ms: u64, gauges: Gauges) -> Vec<Value> {
+        let mut lines = Vec::new();
+        for (route_index, route) in self.routes.iter().enumerate() {
+            for class in CodeClass::ALL {
+                let stats = self.stats(RouteId(route_index), class);
+                let requests = stats.requests.swap(0, Ordering::Relaxed);
+                if requests == 0 {
+                    continue;
+                }
+                let mut line = directive(namespace, timestamp_ms, catalog::ROUTE_LINE);
+                line[catalog::SERVICE] = json!(self.service);
+                line[catalog::ROUTE] = json!(route);
+                line[catalog::CODE_CLASS] = json!(class.label());
+                line[catalog::REQUESTS.name] = json!(requests);
+                line[catalog::ERRORS.name] = json!(stats.errors.swap(0, Ordering::Relaxed));
+                line[catalog::LATENCY.name] = distribution(&stats.latency);
+                lines.push(line);
+            }
+        }
+        let mut line = directive(namespace, timestamp_ms, catalog::SERVICE_LINE);
+        line[catalog::SERVICE] = json!(self.service);
+        line[catalog::PEER_CALLS.name] = json!(self.peer.calls.swap(0, Ordering::Relaxed));
+        line[catalog::PEER_ERRORS.name] = json!(self.peer.errors.swap(0, Ordering::Relaxed));
+        let peer_latency = distribution(&self.peer.latency);
+        if !peer_latency.is_null() {
+            line[catalog::PEER_LATENCY.name] = peer_latency;
+        }
+        line[catalog::WATCH_STREAMS.name] = json!(gauges.watch_streams);
+        line[catalog::PROCESS_CPU.name] = json!(gauges.process_cpu_percent);
+        line[catalog::PROCESS_MEMORY.name] = json!(gauges.process_memory_bytes);
+        lines.push(line);
+        lines
+    }
+}
+
+/// A line with its `_aws` metadata: one directive for `metrics`, with all
+/// of their dimension sets.
+fn directive(namespace: &str, timestamp_ms: u64, metrics: &[MetricSpec]) -> Value {
+    let mut dimension_sets: Vec<&[&str]> = Vec::new();
+    for metric in metrics {
+        for set in metric.dimension_sets {
+            if !dimension_sets.contains(set) {
+                dimension_sets.push(set);
+            }
+        }
+    }
+    let metrics: Vec<Value> = metrics
+        .iter()
+        .map(|metric| json!({ "Name": metric.name, "Unit": metric.unit }))
+        .collect();
+    json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": namespace,
+                "Dimensions": dimension_sets,
+                "Metrics": metrics,
+            }]
+        }
+    })
+}
+
+/// `{"Values": [...], "Counts": [...]}`, or null when nothing was recorded
+/// (EMF skips a metric that is absent from the line).
+fn distribution(histogram: &Histogram) -> Value {
+    let taken = histogram.take();
+    if taken.is_empty() {
+        return Value::Null;
+    }
+    let (values, counts): (Vec<f64>, Vec<u64>) = taken.into_iter().unzip();
+    json!({ "Values": values, "Counts": counts })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_routes_count_as_other() {
+        let recorder = Recorder::new("service-a", ["/service-a/status".to_owned()]);
+        assert_eq!(recorder.route("/service-a/status"), RouteId(0));
+        assert_eq!(
+            recorder.route("/wp-admin"),
+            recorder.route("/anything/else")
+        );
+        recorder.record_request(
+            recorder.route("/wp-admin"),
+            CodeClass::ClientError,
+            Duration::from_millis(1),
+        );
+        let lines = recorder.take_lines("ns", 0, Gauges::default());
+        assert_eq!(lines[0][catalog::ROUTE], OTHER_ROUTE);
+        assert_eq!(lines[0][catalog::CODE_CLASS], "4xx");
+    }
+
+    #[test]
+    fn counts_are_reported_once_per_route_and_class() {
+        let recorder = Recorder::new("service-a", ["/service-a/status".to_owned()]);
+        let route = recorder.route("/service-a/status");
+        for _ in 0..5 {
+            recorder.record_request(route, CodeClass::Success, Duration::from_millis(2));
+        }
+        recorder.record_request(route, CodeClass::ServerError, Duration::from_millis(900));
+        recorder.record_peer_call(false, Duration::from_millis(3));
+        let lines = recorder.take_lines("ns", 1_700_000_000_000, Gauges::default());
+        assert_eq!(lines.len(), 3, "{lines:#?}");
+        let ok = &lines[0];
+        assert_eq!(
+            (ok["Requests"].as_u64(), ok["Errors"].as_u64()),
+            (Some(5), Some(0))
+        );
+        assert_eq!(ok["Latency"]["Counts"], json!([5]));
+        let failed = &lines[1];
+        assert_eq!(
+            (failed["Requests"].as_u64(), failed["Errors"].as_u64()),
+            (Some(1), Some(1))
+        );
+        assert_eq!(
+            (
+                lines[2]["PeerCalls"].as_u64(),
+                lines[2]["PeerErrors"].as_u64()
+            ),
+            (Some(1), Some(1))
+        );
+        // Reset: the next window starts from zero.
+        let next = recorder.take_lines("ns", 1_700_000_060_000, Gauges::default());
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0]["PeerCalls"], 0);
+    }
+}
