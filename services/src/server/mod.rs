@@ -115,7 +115,11 @@ pub async fn serve(
         peer_request_timeout = ?config.peer.request_timeout,
         drain_delay = ?config.drain_delay,
         shutdown_timeout = ?config.shutdown_timeout,
-        limits = ?limits,
+        max_connections = limits.max_connections,
+        max_concurrent_requests = limits.max_concurrent_requests,
+        max_watch_streams = limits.max_watch_streams,
+        request_timeout = ?limits.request_timeout,
+        connection_idle_timeout = ?limits.connection_idle_timeout,
         "listening"
     );
 
