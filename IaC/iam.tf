@@ -83,7 +83,7 @@ data "aws_iam_policy_document" "task_execution" {
 }
 
 resource "aws_iam_role" "task_execution" {
-  name               = "${local.name}-task-execution"
+  name               = local.role_names.task_execution
   description        = "ECS task execution role: pull the app image, write container and Service Connect proxy logs"
   assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume_execution.json
 }
@@ -151,7 +151,7 @@ resource "aws_iam_policy" "ecs_exec" {
 # Kept although empty: the tasks get an identity of their own, and a future
 # AWS call of the app gets its permissions here, not on the execution role.
 resource "aws_iam_role" "task" {
-  name               = "${local.name}-task"
+  name               = local.role_names.task
   description        = "Task role of service-a and service-b: no permissions (the app calls no AWS API; no ECS Exec)"
   assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
 }

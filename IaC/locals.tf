@@ -104,6 +104,8 @@ locals {
     : ""
   )
   create_sc_kms_key = var.service_connect_tls_enabled && var.service_connect_kms_enabled
+  # The AWS managed policy of the Service Connect TLS infrastructure role.
+  service_connect_tls_policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AmazonECSInfrastructureRolePolicyForServiceConnectTransportLayerSecurity"
 
   # ALB traffic to a task goes through the Service Connect proxy on the
   # container port: it speaks TLS 1.3 when Service Connect TLS is on.
@@ -149,6 +151,17 @@ locals {
   # is 65535 today, but it was 1024 (soft) on older platform versions: set
   # it, so the limit never depends on the platform version.
   nofile_limit = 65535
+
+  # IAM role names, here so that the GitHub deploy policy (github_oidc.tf)
+  # can name the roles without depending on them.
+  role_names = {
+    task                = "${local.name}-task"
+    task_execution      = "${local.name}-task-execution"
+    toolbox_task        = "${local.name}-toolbox-task"
+    service_connect_tls = "${local.name}-service-connect-tls"
+    flow_logs           = "${local.name}-vpc-flow-logs"
+    github_deploy       = "${local.name}-github-deploy"
+  }
 
   certificate_arn   = var.certificate_arn != "" ? var.certificate_arn : aws_acm_certificate.self_signed[0].arn
   self_signed_cert  = var.certificate_arn == ""

@@ -165,7 +165,7 @@ data "aws_iam_policy_document" "flow_logs" {
 }
 
 resource "aws_iam_role" "flow_logs" {
-  name               = "${local.name}-vpc-flow-logs"
+  name               = local.role_names.flow_logs
   assume_role_policy = data.aws_iam_policy_document.flow_logs_assume.json
 }
 

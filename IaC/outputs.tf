@@ -113,3 +113,8 @@ output "task_security_group_id" {
   description = "Security group of the service-a/service-b tasks."
   value       = aws_security_group.tasks.id
 }
+
+output "github_deploy_role_arn" {
+  description = "Role for the deploy workflow: set it as the repository (or environment) variable AWS_DEPLOY_ROLE_ARN (empty unless github_oidc_enabled)."
+  value       = var.github_oidc_enabled ? aws_iam_role.github_deploy[0].arn : ""
+}

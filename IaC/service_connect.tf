@@ -94,7 +94,7 @@ data "aws_iam_policy_document" "ecs_infrastructure_assume" {
 resource "aws_iam_role" "service_connect_tls" {
   count = var.service_connect_tls_enabled ? 1 : 0
 
-  name               = "${local.name}-service-connect-tls"
+  name               = local.role_names.service_connect_tls
   description        = "ECS infrastructure role for Service Connect TLS (Private CA certificates, ecs-sc secrets)"
   assume_role_policy = data.aws_iam_policy_document.ecs_infrastructure_assume.json
 }
@@ -103,7 +103,7 @@ resource "aws_iam_role_policy_attachment" "service_connect_tls" {
   count = var.service_connect_tls_enabled ? 1 : 0
 
   role       = aws_iam_role.service_connect_tls[0].name
-  policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AmazonECSInfrastructureRolePolicyForServiceConnectTransportLayerSecurity"
+  policy_arn = local.service_connect_tls_policy_arn
 }
 
 ################################################################################

@@ -12,7 +12,7 @@
 resource "aws_iam_role" "toolbox_task" {
   count = var.toolbox_enabled ? 1 : 0
 
-  name               = "${local.name}-toolbox-task"
+  name               = local.role_names.toolbox_task
   description        = "Task role of the grpcurl toolbox: ECS Exec only"
   assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
 }

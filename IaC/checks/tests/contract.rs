@@ -10,6 +10,10 @@
 //! - `contract/ecs_tasks.rs`: ECS Exec only on the toolbox, task sizes that
 //!   hold the app plus the Service Connect proxy, the nofile limit, the idle
 //!   timeout's values, the `appProtocol` variable.
+//! - `contract/github_oidc.rs`: the GitHub deploy role: off by default, the
+//!   trust policy pinned to the repository variable and the deploy
+//!   environments/branches, `iam:PassRole` only for the named roles, no
+//!   unscoped writes, policies within IAM's size limit.
 //!
 //! Values are read by evaluating the HCL (locals, variable defaults and
 //! validations, preconditions, `each` bound to one service) with hcl-rs
@@ -22,6 +26,8 @@
 mod ecs_tasks;
 #[path = "contract/eval.rs"]
 mod eval;
+#[path = "contract/github_oidc.rs"]
+mod github_oidc;
 #[path = "contract/services.rs"]
 mod services;
 #[path = "contract/tls.rs"]
@@ -44,6 +50,7 @@ fn check(iac: &Iac) -> Vec<String> {
     }
     tls::check_tls(iac, &context, &mut findings);
     ecs_tasks::check_ecs_tasks(iac, &context, &mut findings);
+    github_oidc::check_github_oidc(iac, &mut findings);
     findings.0
 }
 
@@ -253,6 +260,52 @@ fn each_check_fails_on_a_broken_copy() {
             "    replace_triggered_by = [terraform_data.service_connect_app_protocol]\n  }\n\n  # Create after",
             "  }\n\n  # Create after",
             "aws_ecs_service.this: lifecycle.replace_triggered_by",
+        ),
+        // GitHub deploy role.
+        (
+            "[for e in var.github_deploy_environments : \"repo:${var.github_repository}:environment:${e}\"]",
+            "[\"repo:${var.github_repository}:*\"]",
+            "sub condition",
+        ),
+        (
+            "\"repo:${var.github_repository}:environment:${e}\"",
+            "\"repo:octo-org/other:environment:${e}\"",
+            "sub condition",
+        ),
+        (
+            "      values   = [\"sts.amazonaws.com\"]",
+            "      values   = [\"sigstore\"]",
+            "aud condition",
+        ),
+        (
+            "\"${local.iam_arn_prefix}:role/${local.role_names.toolbox_task}\",",
+            "\"${local.iam_arn_prefix}:role/${local.name}-*\",",
+            "iam:PassRole on",
+        ),
+        (
+            "values   = [\"ecs-tasks.amazonaws.com\"]",
+            "values   = [\"ecs.amazonaws.com\"]",
+            "iam:PassRole on",
+        ),
+        (
+            "sid    = \"DenyChangingTheDeployRole\"\n    effect = \"Deny\"",
+            "sid    = \"DenyChangingTheDeployRole\"\n    effect = \"Allow\"",
+            "no Deny of IAM writes",
+        ),
+        (
+            "resources = [\"arn:${local.partition}:application-autoscaling:${local.arn_suffix}:scalable-target/*\"]",
+            "resources = [\"*\"]",
+            "without a condition",
+        ),
+        (
+            "    sid = \"DescribeWithoutResourceLevelPermissions\"\n    actions = [",
+            "    sid = \"DescribeWithoutResourceLevelPermissions\"\n    actions = [for i in range(0, 300, 1) : \"ec2:DescribeSomethingLonger${i}\"]\n    unused = [",
+            "characters, over IAM's",
+        ),
+        (
+            "  description = \"Create an IAM role that GitHub Actions assumes through OIDC to deploy this stack (.github/workflows/deploy.yml), and, unless github_oidc_provider_arn is set, the account's OIDC provider for token.actions.githubusercontent.com.\"\n  type        = bool\n  default     = false",
+            "  description = \"\"\n  type        = bool\n  default     = true",
+            "count by default",
         ),
     ] {
         let findings = broken(from, to);

@@ -11,8 +11,14 @@ use hcl::{
 };
 
 /// Every top-level block of a set of .tf files.
+/// The account the data source `aws_caller_identity` stands for in tests.
+pub(crate) const ACCOUNT_ID: &str = "123456789012";
+
 pub(crate) struct Iac {
     pub(crate) blocks: Vec<Block>,
+    /// The locals that can evaluate here: not those that read resources or
+    /// data sources.
+    locals: Vec<(String, Expression)>,
 }
 
 impl Iac {
@@ -23,8 +29,20 @@ impl Iac {
                 let body: Body = hcl::parse(text).unwrap_or_else(|e| panic!("{name}: {e}"));
                 body.into_blocks()
             })
+            .collect::<Vec<Block>>();
+        let locals = blocks
+            .iter()
+            .filter(|b| b.identifier() == "locals")
+            .flat_map(|b| b.body().attributes())
+            .filter(|a| {
+                let text = source(a.expr());
+                !["data.", "aws_", "tls_"]
+                    .iter()
+                    .any(|root| refers_to(&text, root))
+            })
+            .map(|a| (a.key().to_owned(), a.expr().clone()))
             .collect();
-        Self { blocks }
+        Self { blocks, locals }
     }
 
     /// `resource "kind" "name"` bodies.
@@ -110,42 +128,48 @@ impl Iac {
         for (name, value) in overrides {
             vars.insert((*name).to_owned(), value.clone());
         }
-        let pending: Vec<_> = self
-            .blocks
-            .iter()
-            .filter(|b| b.identifier() == "locals")
-            .flat_map(|b| b.body().attributes())
-            .collect();
-        // Locals refer to each other: evaluate until nothing more resolves.
+        // What the data sources would say: the partition and an account.
         let mut locals = Map::new();
         locals.insert("partition".to_owned(), Value::from("aws"));
+        locals.insert("account_id".to_owned(), Value::from(ACCOUNT_ID));
+        let mut context = terraform_functions();
+        context.declare_var("var", Value::Object(vars));
+        // Locals refer to each other: evaluate until nothing more resolves.
         loop {
-            let mut context = terraform_functions();
-            context.declare_var("var", Value::Object(vars.clone()));
+            let before = locals.len();
             context.declare_var("local", Value::Object(locals.clone()));
-            let resolved: Vec<_> = pending
-                .iter()
-                .filter(|a| !locals.contains_key(a.key()))
-                .filter_map(|a| {
-                    a.expr()
-                        .evaluate(&context)
-                        .ok()
-                        .map(|v| (a.key().to_owned(), v))
-                })
-                .collect();
-            if resolved.is_empty() {
+            for (key, expr) in &self.locals {
+                if locals.contains_key(key) {
+                    continue;
+                }
+                if let Ok(value) = expr.evaluate(&context) {
+                    locals.insert(key.clone(), value);
+                }
+            }
+            if locals.len() == before {
+                context.declare_var("local", Value::Object(locals));
                 return context;
             }
-            locals.extend(resolved);
         }
     }
+}
+
+/// Whether `text` has a reference starting with `root` (not inside a longer
+/// name such as `var.service_connect_tls_enabled`).
+fn refers_to(text: &str, root: &str) -> bool {
+    text.match_indices(root).any(|(at, _)| {
+        !text[..at]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+    })
 }
 
 /// A context with the Terraform functions `IaC/` uses, for the argument
 /// types it uses them with.
 fn terraform_functions() -> Context<'static> {
     let mut context = Context::new();
-    let functions: [(&str, FuncDef); 8] = [
+    let functions: [(&str, FuncDef); 10] = [
         (
             "tostring",
             FuncDef::builder().param(ParamType::Any).build(tostring),
@@ -187,6 +211,18 @@ fn terraform_functions() -> Context<'static> {
             FuncDef::builder()
                 .param(ParamType::object_of(ParamType::Any))
                 .build(keys),
+        ),
+        (
+            "concat",
+            FuncDef::builder()
+                .variadic_param(ParamType::array_of(ParamType::Any))
+                .build(concat),
+        ),
+        (
+            "flatten",
+            FuncDef::builder()
+                .param(ParamType::array_of(ParamType::Any))
+                .build(flatten),
         ),
         (
             "merge",
@@ -290,6 +326,32 @@ fn keys(args: FuncArgs) -> Result<Value, String> {
         }
         other => Err(format!("keys of {other:?}")),
     }
+}
+
+fn concat(args: FuncArgs) -> Result<Value, String> {
+    let mut all = Vec::new();
+    for value in args.into_values() {
+        match value {
+            Value::Array(list) => all.extend(list),
+            other => return Err(format!("concat of {other:?}")),
+        }
+    }
+    Ok(Value::Array(all))
+}
+
+/// Terraform's `flatten`: nested lists become one list, at any depth.
+fn flatten(args: FuncArgs) -> Result<Value, String> {
+    fn into(value: Value, out: &mut Vec<Value>) {
+        match value {
+            Value::Array(list) => list.into_iter().for_each(|v| into(v, out)),
+            other => out.push(other),
+        }
+    }
+    let mut out = Vec::new();
+    args.into_values()
+        .into_iter()
+        .for_each(|v| into(v, &mut out));
+    Ok(Value::Array(out))
 }
 
 fn merge(args: FuncArgs) -> Result<Value, String> {

@@ -1,0 +1,332 @@
+################################################################################
+# The GitHub deploy role's permissions to create, change and delete the rest
+# of the stack (var.github_deploy_manage_infrastructure; attached by
+# github_deploy_policy.tf). Two policies: network (EC2, ALB, certificate)
+# and platform (IAM roles of the stack, KMS, logs, CA, Cloud Map, ECS,
+# autoscaling, the ECR repository).
+#
+# Where AWS names resources by random IDs, writes are limited by the
+# Project tag that default_tags puts on everything here: created only with
+# it (aws:RequestTag), changed only when carrying it (aws:ResourceTag).
+# Note what that means: whoever may run the workflow can create, tag and
+# change such resources in this account and region. IAM writes are limited
+# to roles and policies named "<name>-*", policy attachments to this
+# stack's policies and the Service Connect TLS managed policy.
+################################################################################
+
+locals {
+  project_tag = { test = "StringEquals", variable = "aws:RequestTag/Project", values = [local.name] }
+  tagged      = { test = "StringEquals", variable = "aws:ResourceTag/Project", values = [local.name] }
+
+  # EC2 create actions of this stack; CreateTags is allowed as part of them.
+  ec2_create_actions = [
+    "AllocateAddress", "AuthorizeSecurityGroupEgress", "AuthorizeSecurityGroupIngress",
+    "CreateFlowLogs", "CreateInternetGateway", "CreateNatGateway", "CreateRouteTable",
+    "CreateSecurityGroup", "CreateSubnet", "CreateVpc",
+  ]
+}
+
+data "aws_iam_policy_document" "github_deploy_network" {
+  # EC2 create actions are authorised on resources that do not exist yet:
+  # "*", allowed only when the request tags them Project = var.name.
+  statement {
+    sid       = "Ec2CreateTagged"
+    actions   = [for a in local.ec2_create_actions : "ec2:${a}"]
+    resources = ["*"]
+
+    condition {
+      test     = local.project_tag.test
+      variable = local.project_tag.variable
+      values   = local.project_tag.values
+    }
+  }
+
+  statement {
+    sid       = "Ec2TagOnCreate"
+    actions   = ["ec2:CreateTags"]
+    resources = ["*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "ec2:CreateAction"
+      values   = local.ec2_create_actions
+    }
+  }
+
+  # Changes and deletions of EC2 resources: their IDs are random, so "*"
+  # limited to resources tagged Project = var.name.
+  statement {
+    sid = "Ec2ChangeTagged"
+    actions = [
+      "ec2:AssociateRouteTable", "ec2:AttachInternetGateway", "ec2:CreateRoute", "ec2:CreateTags",
+      "ec2:DeleteFlowLogs", "ec2:DeleteInternetGateway", "ec2:DeleteNatGateway", "ec2:DeleteRoute",
+      "ec2:DeleteRouteTable", "ec2:DeleteSecurityGroup", "ec2:DeleteSubnet", "ec2:DeleteTags",
+      "ec2:DeleteVpc", "ec2:DetachInternetGateway", "ec2:DisassociateAddress",
+      "ec2:DisassociateRouteTable", "ec2:ModifySecurityGroupRules", "ec2:ModifySubnetAttribute",
+      "ec2:ModifyVpcAttribute", "ec2:ReleaseAddress", "ec2:ReplaceRoute",
+      "ec2:RevokeSecurityGroupEgress", "ec2:RevokeSecurityGroupIngress",
+      "ec2:UpdateSecurityGroupRuleDescriptionsEgress", "ec2:UpdateSecurityGroupRuleDescriptionsIngress",
+    ]
+    resources = ["*"]
+
+    condition {
+      test     = local.tagged.test
+      variable = local.tagged.variable
+      values   = local.tagged.values
+    }
+  }
+
+  # aws_default_security_group adopts the VPC's untagged default group by
+  # tagging it first: allowed only when the tag is Project = var.name.
+  statement {
+    sid       = "Ec2AdoptDefaultSecurityGroup"
+    actions   = ["ec2:CreateTags"]
+    resources = ["arn:${local.partition}:ec2:${local.arn_suffix}:security-group/*"]
+
+    condition {
+      test     = local.project_tag.test
+      variable = local.project_tag.variable
+      values   = local.project_tag.values
+    }
+  }
+
+  statement {
+    sid = "LoadBalancer"
+    actions = [
+      "elasticloadbalancing:AddListenerCertificates", "elasticloadbalancing:AddTags",
+      "elasticloadbalancing:CreateListener", "elasticloadbalancing:CreateLoadBalancer",
+      "elasticloadbalancing:CreateRule", "elasticloadbalancing:CreateTargetGroup",
+      "elasticloadbalancing:DeleteListener", "elasticloadbalancing:DeleteLoadBalancer",
+      "elasticloadbalancing:DeleteRule", "elasticloadbalancing:DeleteTargetGroup",
+      "elasticloadbalancing:ModifyListener", "elasticloadbalancing:ModifyListenerAttributes",
+      "elasticloadbalancing:ModifyLoadBalancerAttributes", "elasticloadbalancing:ModifyRule",
+      "elasticloadbalancing:ModifyTargetGroup", "elasticloadbalancing:ModifyTargetGroupAttributes",
+      "elasticloadbalancing:RemoveListenerCertificates", "elasticloadbalancing:RemoveTags",
+      "elasticloadbalancing:SetRulePriorities", "elasticloadbalancing:SetSecurityGroups",
+      "elasticloadbalancing:SetSubnets",
+    ]
+    resources = [
+      "arn:${local.partition}:elasticloadbalancing:${local.arn_suffix}:loadbalancer/app/${local.name}/*",
+      "arn:${local.partition}:elasticloadbalancing:${local.arn_suffix}:listener/app/${local.name}/*",
+      "arn:${local.partition}:elasticloadbalancing:${local.arn_suffix}:listener-rule/app/${local.name}/*",
+      "arn:${local.partition}:elasticloadbalancing:${local.arn_suffix}:targetgroup/${local.name}-*/*",
+    ]
+  }
+
+  # The imported demo certificate (certificate_arn empty): new ones must be
+  # tagged, existing ones carry the tag.
+  statement {
+    sid       = "CertificateImport"
+    actions   = ["acm:AddTagsToCertificate", "acm:ImportCertificate"]
+    resources = ["arn:${local.partition}:acm:${local.arn_suffix}:certificate/*"]
+
+    condition {
+      test     = local.project_tag.test
+      variable = local.project_tag.variable
+      values   = local.project_tag.values
+    }
+  }
+
+  statement {
+    sid       = "CertificateChange"
+    actions   = ["acm:DeleteCertificate", "acm:ImportCertificate", "acm:RemoveTagsFromCertificate"]
+    resources = ["arn:${local.partition}:acm:${local.arn_suffix}:certificate/*"]
+
+    condition {
+      test     = local.tagged.test
+      variable = local.tagged.variable
+      values   = local.tagged.values
+    }
+  }
+
+  statement {
+    sid       = "PassFlowLogsRole"
+    actions   = ["iam:PassRole"]
+    resources = ["${local.iam_arn_prefix}:role/${local.role_names.flow_logs}"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "iam:PassedToService"
+      values   = ["vpc-flow-logs.amazonaws.com"]
+    }
+  }
+
+  statement {
+    sid       = "ServiceLinkedRoles"
+    actions   = ["iam:CreateServiceLinkedRole"]
+    resources = ["${local.iam_arn_prefix}:role/aws-service-role/*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "iam:AWSServiceName"
+      values   = ["ecs.amazonaws.com", "ecs.application-autoscaling.amazonaws.com", "elasticloadbalancing.amazonaws.com"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "github_deploy_platform" {
+  statement {
+    sid = "StackRoles"
+    actions = [
+      "iam:CreateRole", "iam:DeleteRole", "iam:DeleteRolePolicy", "iam:PutRolePolicy",
+      "iam:TagRole", "iam:UntagRole", "iam:UpdateAssumeRolePolicy", "iam:UpdateRole",
+      "iam:UpdateRoleDescription",
+    ]
+    resources = [local.stack_role_arns]
+  }
+
+  statement {
+    sid = "StackPolicies"
+    actions = [
+      "iam:CreatePolicy", "iam:CreatePolicyVersion", "iam:DeletePolicy",
+      "iam:DeletePolicyVersion", "iam:TagPolicy", "iam:UntagPolicy",
+    ]
+    resources = [local.stack_policy_arns]
+  }
+
+  # Only this stack's policies and the Service Connect TLS managed policy
+  # can be attached to the stack's roles.
+  statement {
+    sid       = "AttachKnownPolicies"
+    actions   = ["iam:AttachRolePolicy", "iam:DetachRolePolicy"]
+    resources = [local.stack_role_arns]
+
+    condition {
+      test     = "ArnLike"
+      variable = "iam:PolicyARN"
+      values   = [local.stack_policy_arns, local.service_connect_tls_policy_arn]
+    }
+  }
+
+  statement {
+    sid       = "PassServiceConnectTlsRole"
+    actions   = ["iam:PassRole"]
+    resources = ["${local.iam_arn_prefix}:role/${local.role_names.service_connect_tls}"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "iam:PassedToService"
+      values   = ["ecs.amazonaws.com"]
+    }
+  }
+
+  # Creation actions without a resource yet: "*", only with the Project tag.
+  statement {
+    sid = "CreateTagged"
+    actions = [
+      "acm-pca:CreateCertificateAuthority", "acm-pca:TagCertificateAuthority", "kms:CreateKey",
+      "servicediscovery:CreateHttpNamespace", "servicediscovery:TagResource",
+    ]
+    resources = ["*"]
+
+    condition {
+      test     = local.project_tag.test
+      variable = local.project_tag.variable
+      values   = local.project_tag.values
+    }
+  }
+
+  # Changes of resources with generated IDs: "*" (KMS keys, the CA and the
+  # namespace get their IDs at creation), limited to the Project tag.
+  statement {
+    sid = "ChangeTagged"
+    actions = [
+      "acm-pca:DeleteCertificateAuthority", "acm-pca:GetCertificate",
+      "acm-pca:ImportCertificateAuthorityCertificate", "acm-pca:IssueCertificate",
+      "acm-pca:RestoreCertificateAuthority", "acm-pca:UntagCertificateAuthority",
+      "acm-pca:UpdateCertificateAuthority", "kms:CancelKeyDeletion", "kms:CreateAlias",
+      "kms:DeleteAlias", "kms:DisableKey", "kms:EnableKey", "kms:EnableKeyRotation",
+      "kms:PutKeyPolicy", "kms:ScheduleKeyDeletion", "kms:UntagResource",
+      "kms:UpdateAlias", "kms:UpdateKeyDescription", "servicediscovery:DeleteNamespace",
+      "servicediscovery:UntagResource", "servicediscovery:UpdateHttpNamespace",
+    ]
+    resources = ["*"]
+
+    condition {
+      test     = local.tagged.test
+      variable = local.tagged.variable
+      values   = local.tagged.values
+    }
+  }
+
+  statement {
+    sid       = "TagKeys"
+    actions   = ["kms:TagResource"]
+    resources = ["arn:${local.partition}:kms:${local.arn_suffix}:key/*"]
+
+    condition {
+      test     = local.project_tag.test
+      variable = local.project_tag.variable
+      values   = local.project_tag.values
+    }
+  }
+
+  # ECR and CloudWatch Logs encrypt with the platform key through grants.
+  statement {
+    sid       = "KeyGrantsForServices"
+    actions   = ["kms:CreateGrant", "kms:RetireGrant"]
+    resources = ["arn:${local.partition}:kms:${local.arn_suffix}:key/*"]
+
+    condition {
+      test     = "Bool"
+      variable = "kms:GrantIsForAWSResource"
+      values   = ["true"]
+    }
+  }
+
+  statement {
+    sid       = "KeyAliases"
+    actions   = ["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"]
+    resources = ["arn:${local.partition}:kms:${local.arn_suffix}:alias/${local.name}-*"]
+  }
+
+  statement {
+    sid = "LogGroups"
+    actions = [
+      "logs:AssociateKmsKey", "logs:CreateLogGroup", "logs:DeleteLogGroup",
+      "logs:DeleteRetentionPolicy", "logs:DisassociateKmsKey", "logs:PutRetentionPolicy",
+      "logs:TagLogGroup", "logs:TagResource", "logs:UntagLogGroup", "logs:UntagResource",
+    ]
+    resources = local.log_group_arns
+  }
+
+  statement {
+    sid = "ClusterAndServices"
+    actions = [
+      "ecs:CreateCluster", "ecs:CreateService", "ecs:DeleteCluster", "ecs:DeleteService",
+      "ecs:PutClusterCapacityProviders", "ecs:UpdateCluster", "ecs:UpdateClusterSettings",
+    ]
+    resources = [
+      local.ecs_cluster_arn,
+      "arn:${local.partition}:ecs:${local.arn_suffix}:service/${local.name}/*",
+    ]
+  }
+
+  # Scalable targets get generated IDs: any in this account and region.
+  statement {
+    sid = "Autoscaling"
+    actions = [
+      "application-autoscaling:DeleteScalingPolicy", "application-autoscaling:DeregisterScalableTarget",
+      "application-autoscaling:PutScalingPolicy", "application-autoscaling:RegisterScalableTarget",
+      "application-autoscaling:TagResource", "application-autoscaling:UntagResource",
+    ]
+    resources = ["arn:${local.partition}:application-autoscaling:${local.arn_suffix}:scalable-target/*"]
+  }
+
+  # Target tracking creates its alarms with the caller's permissions.
+  statement {
+    sid       = "TargetTrackingAlarms"
+    actions   = ["cloudwatch:DeleteAlarms", "cloudwatch:PutMetricAlarm"]
+    resources = ["arn:${local.partition}:cloudwatch:${local.arn_suffix}:alarm:TargetTracking-service/${local.name}/*"]
+  }
+
+  statement {
+    sid = "EcrRepository"
+    actions = [
+      "ecr:CreateRepository", "ecr:DeleteLifecyclePolicy", "ecr:DeleteRepository",
+      "ecr:PutImageScanningConfiguration", "ecr:PutImageTagMutability", "ecr:PutLifecyclePolicy",
+      "ecr:TagResource", "ecr:UntagResource",
+    ]
+    resources = [local.ecr_repo_arn]
+  }
+}
