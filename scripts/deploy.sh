@@ -5,10 +5,10 @@
 # Usage:
 #   scripts/deploy.sh [deploy] [TERRAFORM_ARGS...]  # ECR -> build/push -> apply -> verify
 #   scripts/deploy.sh build    [TERRAFORM_ARGS...]  # ECR -> build/push only; prints the image tag
-#   scripts/deploy.sh verify                        # wait for stability, smoke test, restart once if
-#                                                   # a Service Connect name does not resolve
-#   scripts/deploy.sh smoke                         # smoke test only (scripts/smoke-test.sh)
-#   scripts/deploy.sh restart                       # restart both services (force new deployment), wait
+#   scripts/deploy.sh verify                        # scripts/verify-deployment.sh: wait, smoke test,
+#                                                   # restart once if a Service Connect name does not resolve
+#   scripts/deploy.sh smoke                         # scripts/smoke-test.sh only
+#   scripts/deploy.sh restart                       # restart both services (rolling), wait
 #   scripts/deploy.sh destroy  [TERRAFORM_ARGS...]  # terraform destroy (same as scripts/destroy.sh)
 #
 #   TERRAFORM_ARGS are passed to `terraform apply/destroy/console`, e.g.
@@ -24,15 +24,14 @@
 #      ever being reused when cpu_architecture changes)
 #   4. if that tag is not in ECR yet: docker login + docker buildx build --push
 #      for the platform matching var.cpu_architecture (X86_64 -> linux/amd64,
-#      ARM64 -> linux/arm64; the Dockerfile cross-compiles, no QEMU needed)
+#      ARM64 -> linux/arm64; the Dockerfile cross-compiles, no QEMU needed), or
+#      for IMAGE_PLATFORMS
 #   5. terraform apply -var image_tag=<tag>
-#   6. verify: aws ecs wait services-stable, then scripts/smoke-test.sh (the six
-#      REST paths through the ALB). If other-status fails only because a peer's
-#      Service Connect name does not resolve (a task started before the peer's
-#      endpoint existed: the first deployment, or a rerun after an apply that
-#      created the services and then failed), restart both services once, wait
-#      and smoke-test again. RESTART_SERVICES=1 restarts them before the smoke
-#      test whatever happens (idempotent: a restart is a rolling deployment).
+#   6. scripts/verify-deployment.sh: aws ecs wait services-stable, then
+#      scripts/smoke-test.sh (the six REST paths through the ALB). If other-status
+#      fails only because a peer's Service Connect name does not resolve, restart
+#      both services once, wait and smoke-test again (that script's header says
+#      why). RESTART_SERVICES=1 restarts them before the smoke test in any case.
 #   7. print the ECS Exec + grpcurl command (terraform output grpcurl_exec_command)
 #
 # Prerequisites: bash, git, terraform >= 1.5, AWS CLI v2 with credentials for the
@@ -47,13 +46,19 @@
 #   CPU_ARCHITECTURE  X86_64 or ARM64: passed as -var cpu_architecture=...;
 #                     unset = whatever Terraform resolves (tfvars / default X86_64)
 #   TF_VAR_FILE       a .tfvars file (path relative to the current directory)
-#   TF_INIT_ARGS      extra `terraform init` arguments, e.g. "-backend-config=backend.hcl"
+#   TF_BACKEND_CONFIG  a backend file (IaC/backend.hcl.example): keep the state in
+#                     S3 with S3-native locking. Writes IaC/backend_override.tf
+#                     (git-ignored) so that IaC/ gets an `s3` backend block, then
+#                     runs terraform init -backend-config=<file>. Unset: local state.
+#   TF_INIT_ARGS      extra `terraform init` arguments, e.g. "-backend-config=bucket=x"
+#                     (after TF_BACKEND_CONFIG: these win)
 #   IMAGE_TAG         deploy this tag instead of computing one (built and pushed
 #                     from the current tree if it is not in ECR yet)
+#   IMAGE_PLATFORMS   build for these platforms instead of the one of
+#                     cpu_architecture, e.g. linux/amd64,linux/arm64 (one
+#                     multi-arch tag; needs a docker-container buildx builder)
 #   AUTO_APPROVE=1    pass -auto-approve to terraform apply/destroy (CI)
-#   RESTART_SERVICES=1  restart both services once after the apply, before the smoke
-#                     test (without it they are restarted only when needed)
-#   CURL_INSECURE, SMOKE_ATTEMPTS, SMOKE_DNS_ATTEMPTS: see scripts/smoke-test.sh
+#   RESTART_SERVICES, CURL_INSECURE, SMOKE_*: see scripts/verify-deployment.sh
 #
 # Destroy: the ECR repository is deleted with its images only when
 # var.ecr_force_delete is true (the default). With ecr_force_delete=false,
@@ -114,8 +119,19 @@ setup_terraform_args() {
 tf() { terraform -chdir="${iac_dir}" "$@"; }
 
 tf_init() {
+  local backend=() override="${iac_dir}/backend_override.tf"
+  if [[ -n "${TF_BACKEND_CONFIG:-}" ]]; then
+    [[ -f "${TF_BACKEND_CONFIG}" ]] || die "TF_BACKEND_CONFIG=${TF_BACKEND_CONFIG} does not exist"
+    # IaC/ has no backend block (local state by default): this override file
+    # gives it an empty s3 one, which the backend file fills in.
+    printf '%s\n' "# Written by scripts/deploy.sh (TF_BACKEND_CONFIG); git-ignored." \
+      'terraform {' '  backend "s3" {}' '}' >"${override}"
+    backend=("-backend-config=$(cd "$(dirname "${TF_BACKEND_CONFIG}")" && pwd)/$(basename "${TF_BACKEND_CONFIG}")")
+  elif [[ -f "${override}" ]]; then
+    die "${override} exists (an earlier run with TF_BACKEND_CONFIG): set TF_BACKEND_CONFIG again, or delete it to go back to local state"
+  fi
   log "terraform init"
-  tf init -input=false ${init_args[@]+"${init_args[@]}"} >&2
+  tf init -input=false ${backend[@]+"${backend[@]}"} ${init_args[@]+"${init_args[@]}"} >&2
 }
 
 # Evaluate an expression with the same variables apply would use (tfvars,
@@ -160,8 +176,13 @@ resolve_settings() {
     ARM64) platform="linux/arm64" arch_suffix="arm64" ;;
     *) die "unexpected cpu_architecture '${cpu_arch}'" ;;
   esac
+  if [[ -n "${IMAGE_PLATFORMS:-}" ]]; then
+    [[ ",${IMAGE_PLATFORMS}," == *",${platform},"* ]] ||
+      die "IMAGE_PLATFORMS=${IMAGE_PLATFORMS} lacks ${platform}, the platform of cpu_architecture ${cpu_arch}"
+    platform="${IMAGE_PLATFORMS}"
+  fi
   export AWS_REGION="${region}" AWS_DEFAULT_REGION="${region}"
-  log "region ${region}, cpu_architecture ${cpu_arch} (image platform ${platform})"
+  log "region ${region}, cpu_architecture ${cpu_arch} (image platforms ${platform})"
 }
 
 compute_tag() {
@@ -213,8 +234,9 @@ ensure_image() {
     docker login --username AWS --password-stdin "${registry}" >/dev/null
 
   log "building and pushing ${repo_url}:${image_tag} (${platform})"
-  # No provenance/SBOM attestations: the tag stays a plain single-platform
-  # image manifest, which ECR basic scan-on-push can scan.
+  # No provenance/SBOM attestations: the tag stays a plain image manifest (or,
+  # for several platforms, an index of plain manifests), which ECR basic
+  # scan-on-push can scan.
   docker buildx build \
     --platform "${platform}" \
     --provenance=false --sbom=false \
@@ -222,90 +244,6 @@ ensure_image() {
     --tag "${repo_url}:${image_tag}" \
     --push \
     "${repo_root}" >&2
-}
-
-# ---------------------------------------------------------------------- services
-# Sets the array `services` (ECS service names), the string `cluster` and,
-# unless already set, `region`, from the terraform outputs.
-read_services() {
-  cluster="$(tf_output_raw cluster_name)"
-  services=()
-  read -r -a services <<<"$(tf output -json service_names | jq -r '[.[]] | join(" ")')"
-  [[ ${#services[@]} -gt 0 ]] || die "terraform output service_names is empty"
-  if [[ -z "${region}" ]]; then
-    region="$(tf_output_raw aws_region)"
-    export AWS_REGION="${region}" AWS_DEFAULT_REGION="${region}"
-  fi
-}
-
-wait_stable() {
-  local cluster services
-  read_services
-
-  log "waiting for ${services[*]} in ${cluster} to become stable (aws ecs wait services-stable, up to 10 min)"
-  if ! aws ecs wait services-stable --region "${region}" --cluster "${cluster}" --services "${services[@]}"; then
-    warn "services did not become stable; latest events:"
-    aws ecs describe-services --region "${region}" --cluster "${cluster}" --services "${services[@]}" \
-      --query 'services[].{service:serviceName,running:runningCount,desired:desiredCount,events:events[:5].message}' \
-      --output json >&2 || true
-    die "deployment not stable (the circuit breaker may be rolling back; see the events above and the CloudWatch logs)"
-  fi
-}
-
-# Restarts every service (a rolling deployment of the same task definition)
-# and waits until they are stable again. Safe to repeat.
-restart_services() {
-  local cluster services service
-  read_services
-  log "restarting ${services[*]} so that every task knows every Service Connect name"
-  for service in "${services[@]}"; do
-    aws ecs update-service --region "${region}" --cluster "${cluster}" --service "${service}" \
-      --force-new-deployment --query 'service.serviceName' --output text >&2
-  done
-  wait_stable
-}
-
-smoke_test() { "${repo_root}/scripts/smoke-test.sh"; }
-
-# Waits for stability and smoke-tests. A Service Connect task only knows the
-# endpoints that existed when it started: when both services start together
-# (first deployment, or a rerun after an apply that created them and then
-# failed), one may never resolve the other's name. That shows in the smoke
-# test as other-status failing with a name-resolution error (exit 3): then
-# restart both once and test again. Decided by what the tasks answer, not by
-# what Terraform's state says.
-verify() {
-  local status=0
-  wait_stable
-  if [[ "${RESTART_SERVICES:-0}" == "1" ]]; then restart_services; fi
-  smoke_test || status=$?
-  if [[ ${status} == 3 ]]; then
-    log "a Service Connect name does not resolve in some task: restarting both services once"
-    restart_services
-    status=0
-    smoke_test || status=$?
-  fi
-  [[ ${status} == 0 ]] || die "smoke test failed (exit ${status}; its output above says why)"
-}
-
-print_grpcurl() {
-  local cmd
-  cmd="$(tf_output_raw grpcurl_exec_command 2>/dev/null || true)"
-  if [[ -z "${cmd}" ]]; then
-    log "in-cluster grpcurl toolbox is off (set -var toolbox_enabled=true to get one)"
-    return
-  fi
-  cat >&2 <<EOF
-
-gRPC from inside the cluster: this runs grpcurl in the toolbox task through ECS
-Exec (needs the AWS CLI Session Manager plugin). Service Connect names such as
-service-a-sc:8201 and service-b-sc:8202 resolve only inside ECS services, not from
-your machine or a standalone run-task. Paste it, or change the grpcurl arguments
-(e.g. 'grpcurl -plaintext service-a-sc:8201 scdemo.status.v1.StatusService/GetStatus'):
-
-  ${cmd}
-
-EOF
 }
 
 # -------------------------------------------------------------------- subcommands
@@ -318,22 +256,8 @@ cmd_deploy() {
   log "deploying image tag ${image_tag}"
   tf apply -input=false ${approve_args[@]+"${approve_args[@]}"} ${tf_args[@]+"${tf_args[@]}"} \
     -var "image_tag=${image_tag}" >&2
-  verify
-  print_grpcurl
+  "${repo_root}/scripts/verify-deployment.sh" verify
   log "deployed ${image_tag}"
-}
-
-# After an apply done elsewhere (the GitHub deploy workflow): IaC/ must be
-# initialised with the same backend.
-cmd_verify() {
-  need terraform aws curl jq
-  verify
-  print_grpcurl
-}
-
-cmd_restart() {
-  need terraform aws jq
-  restart_services
 }
 
 cmd_build() {
@@ -345,10 +269,6 @@ cmd_build() {
   printf '%s\n' "${image_tag}"
 }
 
-cmd_smoke() {
-  need terraform curl jq
-  smoke_test
-}
 
 cmd_destroy() {
   need terraform
@@ -379,9 +299,8 @@ main() {
   case "${sub}" in
     deploy) cmd_deploy ;;
     build) cmd_build ;;
-    verify) cmd_verify ;;
-    smoke) cmd_smoke ;;
-    restart) cmd_restart ;;
+    verify | restart) exec "${repo_root}/scripts/verify-deployment.sh" "${sub}" ;;
+    smoke) exec "${repo_root}/scripts/smoke-test.sh" ;;
     destroy) cmd_destroy ;;
     *) die "unknown subcommand '${sub}' (deploy, build, verify, smoke, restart, destroy, help)" ;;
   esac

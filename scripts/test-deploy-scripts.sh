@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Offline test of scripts/smoke-test.sh and of `scripts/deploy.sh verify`
+# (scripts/verify-deployment.sh)
 # against the real status-service binary behind a small path-routing
 # stand-in for the ALB, so that the smoke test's verdicts (exit 0 / 3 / 1),
 # its diagnosis (the appProtocol hint) and deploy.sh's restart decision are
