@@ -17,7 +17,7 @@
 //!
 //! Values are read by evaluating the HCL (locals, variable defaults and
 //! validations, preconditions, `each` bound to one service) with hcl-rs
-//! (`contract/eval.rs`), not by matching text. Each check is shown to fail on
+//! (`contract/eval.rs`, `contract/functions.rs`), not by matching text. Each check is shown to fail on
 //! a deliberately broken copy of `IaC/`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
@@ -26,6 +26,8 @@
 mod ecs_tasks;
 #[path = "contract/eval.rs"]
 mod eval;
+#[path = "contract/functions.rs"]
+mod functions;
 #[path = "contract/github_oidc.rs"]
 mod github_oidc;
 #[path = "contract/services.rs"]
