@@ -103,10 +103,10 @@ windows "$case_dir/cont.json" --since "$continued_at" >"$case_dir/cont.window.js
 facts="$case_dir/stopped.facts.json"
 facts_merge "$facts" "{\"rest\": $(cat "$case_dir/stop-rest.window.json"), \"deadline\": $(cat "$case_dir/deadline.window.json"),
   \"back\": $(cat "$case_dir/cont.window.json"), \"runs\": $deadline_runs, \"peer_deadline\": $deadline, \"connect\": $connect}"
-judge sigstop "peer SIGSTOPped: GET /other-status gets 504 within PEER_REQUEST_TIMEOUT ${deadline}s + 0.5 s, or a fast 503 (<= PEER_CONNECT_TIMEOUT + 0.3 s) once keepalive has dropped the connection (5 calls; PEER_KEEPALIVE_INTERVAL ${keepalive}s)" \
+judge sigstop "peer SIGSTOPped: GET /other-status gets 504 within PEER_REQUEST_TIMEOUT ${deadline}s + 0.5 s, or 503 within it when the keepalive drops the connection mid-call (5 calls; PEER_KEEPALIVE_INTERVAL ${keepalive}s)" \
   "$(jq -r '.rest | "\(.outcomes), slowest \(.max_s | to_entries | map("\(.key) \(.value) s") | join(", "))"' "$facts")" \
   "$facts" '.rest.calls == 5' '(.rest.outcomes | keys - ["503", "504"]) == []' '(.rest.outcomes["504"] // 0) >= 1' \
-  '(.rest.max_s["504"] // 0) <= .peer_deadline + 0.5' '(.rest.max_s["503"] // 0) <= .connect + 0.3'
+  '([.rest.max_s[]] | max) <= .peer_deadline + 0.5'
 judge sigstop-deadline-300m "GetPeerStatus with grpc-timeout 300m to the hung peer (keepalive 60s): DEADLINE_EXCEEDED within 350 ms in every one of $deadline_runs runs" \
   "$(jq -r '.deadline | "\(.outcomes), slowest \(.max_s | to_entries | map("\(.key) \(.value * 1000 | floor) ms") | join(", "))"' "$facts")" \
   "$facts" '.deadline.outcomes == {"DEADLINE_EXCEEDED": .runs}' '.deadline.max_s.DEADLINE_EXCEEDED <= 0.35'
@@ -147,14 +147,13 @@ facts="$case_dir/dropped.facts.json"
 facts_merge "$facts" "{\"idle\": $(cat "$case_dir/drop-idle.window.json"), \"idle_back\": $(cat "$case_dir/undrop-idle.window.json"),
   \"busy\": $(cat "$case_dir/drop-busy.window.json"), \"busy_back\": $(cat "$case_dir/undrop-busy.window.json"),
   \"idle_wait\": $idle_wait, \"keepalive\": $keepalive, \"deadline\": $deadline, \"connect\": $connect}"
-judge drop-idle "DROP on the idle peer connection, calls from ${idle_wait} s later (2 x PEER_KEEPALIVE_INTERVAL + 1 s): only 504 (<= ${deadline} s + 0.5) or fast 503 (<= PEER_CONNECT_TIMEOUT + 0.3 s); the keepalive has found the dead connection by then (first 503 by ${idle_wait} s + 1 s)" \
+judge drop-idle "DROP on the idle peer connection, calls from ${idle_wait} s later (2 x PEER_KEEPALIVE_INTERVAL + 1 s): the keepalive has found the dead connection by then, so every call is a fast 503 (<= PEER_CONNECT_TIMEOUT + 0.3 s)" \
   "$(jq -r '.idle | "\(.outcomes), slowest \(.max_s | to_entries | map("\(.key) \(.value) s") | join(", ")), first 503 at \(.first_end["503"] // "never") s after the drop"' "$facts")" \
-  "$facts" '(.idle.outcomes | keys - ["503", "504"]) == []' '(.idle.max_s["504"] // 0) <= .deadline + 0.5' \
-  '(.idle.max_s["503"] // 0) <= .connect + 0.3' '(.idle.first_end["503"] // 99) <= .idle_wait + 1'
-judge drop-busy "DROP under 8 busy callers: every call answered within ${deadline} s + 0.5, only 504 or fast 503 (<= PEER_CONNECT_TIMEOUT + 0.3 s) (or 200 once the rule is gone); first 503 within 2 x keepalive + deadline + 1 s of the drop; no 504 started more than 1 s after the first 503" \
+  "$facts" '.idle.calls >= 3' '(.idle.outcomes | keys) == ["503"]' '.idle.max_s["503"] <= .connect + 0.3'
+judge drop-busy "DROP under 8 busy callers: every call answered within ${deadline} s + 0.5 with 504 or 503 (or 200 once the rule is gone); first 503 within 2 x keepalive + deadline + 1 s of the drop; once keepalive has noticed, calls fail fast: no 504 started more than 1 s after the first 503" \
   "$(jq -r '.busy | "\(.outcomes), slowest \(.max_s | to_entries | map("\(.key) \(.value) s") | join(", ")), first 503 at \(.first_end["503"] // "never") s, last 504 started at \(.last_start["504"] // "none") s"' "$facts")" \
   "$facts" '(.busy.outcomes | keys - ["503", "504", "200"]) == []' '([.busy.max_s[]] | max) <= .deadline + 0.5' \
-  '(.busy.max_s["503"] // 0) <= .connect + 0.3' '(.busy.first_end["503"] // 99) <= 2 * .keepalive + .deadline + 1' \
+  '(.busy.first_end["503"] // 99) <= 2 * .keepalive + .deadline + 1' \
   '(.busy.last_start["504"] // 0) <= (.busy.first_end["503"] // 99) + 1'
 judge drop-recovery "first 200 within 1 s of the DROP rule's removal (idle, then busy)" \
   "$(jq -r '"idle: \(.idle_back.first_end["200"] // "never") s, busy: \(.busy_back.first_end["200"] // "never") s"' "$facts")" \
@@ -184,12 +183,11 @@ ip netns exec "$peer_ns" tc qdisc del dev "$peer_ns_link" root 2>/dev/null || tr
 facts="$case_dir/latency.facts.json"
 facts_merge "$facts" "{\"rest\": $(windows "$case_dir/slow-rest.json" --since "$slow_at"),
   \"grpc\": $(windows "$case_dir/slow-grpc.json" --since "$slow_at"), \"deadline\": $deadline, \"connect\": $connect}"
-judge latency "peer behind $how: 504 / DEADLINE_EXCEEDED within ${deadline} s + 0.5, or a fast 503 / UNAVAILABLE (<= PEER_CONNECT_TIMEOUT + 0.3 s); never 500" \
+judge latency "peer behind $how: 504 / DEADLINE_EXCEEDED (or 503 / UNAVAILABLE when the keepalive drops the slow connection mid-call), all within ${deadline} s + 0.5; never 500" \
   "$(jq -r '"REST \(.rest.outcomes) slowest \(.rest.max_s | to_entries | map("\(.key) \(.value) s") | join(", ")); gRPC \(.grpc.outcomes) slowest \(.grpc.max_s | to_entries | map("\(.key) \(.value) s") | join(", "))"' "$facts")" \
   "$facts" '(.rest.outcomes | keys - ["503", "504"]) == []' '(.rest.outcomes["504"] // 0) >= 1' \
   '(.grpc.outcomes | keys - ["UNAVAILABLE", "DEADLINE_EXCEEDED"]) == []' '(.grpc.outcomes.DEADLINE_EXCEEDED // 0) >= 1' \
-  '([.rest.max_s[], .grpc.max_s[]] | max) <= .deadline + 0.5' \
-  '(.rest.max_s["503"] // 0) <= .connect + 0.3' '(.grpc.max_s.UNAVAILABLE // 0) <= .connect + 0.3'
+  '([.rest.max_s[], .grpc.max_s[]] | max) <= .deadline + 0.5'
 
 # --- one access line per call, abandoned and timed-out ones included --------------
 stop_service a

@@ -2,8 +2,8 @@
 
 Lenient on purpose, because the access-log schema is changing: an access
 line is any line with a request id and a method or path; its gRPC code is
-`grpc_code` (a canonical name) or `grpc_status` (a number), whichever is
-there. Non-JSON lines are counted, never fatal.
+`grpc_code` (a canonical name) or `grpc_status` (a number), and its path
+`path` or `rpc`, whichever is there. Non-JSON lines are counted, never fatal.
 
 Usage: logscan.py LOG... [--ids FILE] [--marker TEXT] [--warn REGEX]
                   [--path PATH] [--since EPOCH] [--until EPOCH]
@@ -42,6 +42,14 @@ def grpc_code(line: dict):
 def is_access(line: dict) -> bool:
     return "access" in str(line.get("target", "")) or (
         "request_id" in line and ("method" in line or "path" in line))
+
+
+def request_path(line: dict):
+    """The path, or "/" + the rpc for gRPC lines that name the method instead."""
+    if line.get("path"):
+        return line["path"]
+    rpc = line.get("rpc")
+    return "/" + rpc.lstrip("/") if rpc else None
 
 
 def epoch(stamp: str):
@@ -111,7 +119,7 @@ def main():
                 if is_access(line):
                     access_lines += 1
                     access_by_id[str(line.get("request_id"))] += 1
-                    if args.path and line.get("path") == args.path:
+                    if args.path and request_path(line) == args.path:
                         latency = line.get("latency_ms")
                         path_codes[grpc_code(line) or str(line.get("status"))].append(
                             float(latency) if latency is not None else 0.0)
@@ -144,6 +152,9 @@ def main():
                    "max_ms": max(v)}
             for code, v in path_codes.items()
         }
+        failures = [ms for code, v in path_codes.items() if code not in ("OK", "200") for ms in v]
+        summary["path_failures"] = {"count": len(failures), "p50_ms": percentile(failures, 0.5),
+                                    "p90_ms": percentile(failures, 0.9)}
     print(json.dumps(summary))
 
 
