@@ -35,13 +35,15 @@ declare -A LECS_PEER=([service-a]=service-b [service-b]=service-a)
 # address from 127.255.0.0/16 on which the task's own proxy listens.
 declare -A LECS_SC_VIP=([service-a]=127.255.0.1 [service-b]=127.255.0.2)
 
-# The app's drain settings are the ones ECS runs with: read from the IaC, so
-# they are never typed twice.
+# The app's drain settings and open-file limit are the ones ECS runs with:
+# read from the IaC, so they are never typed twice.
 lecs_iac_local() {
   sed -n "s/^ *$1 *= *\"\\(.*\\)\"/\\1/p" "$LECS_ROOT/IaC/locals.tf" | head -n1
 }
 LECS_DRAIN_DELAY=$(lecs_iac_local drain_delay)
 LECS_SHUTDOWN_TIMEOUT=$(lecs_iac_local shutdown_timeout)
+# The task definition's nofile ulimit (soft = hard), a bare number there.
+LECS_NOFILE=$(sed -n 's/^ *nofile_limit *= *\([0-9]*\) *$/\1/p' "$LECS_ROOT/IaC/locals.tf" | head -n1)
 
 # Health checks. The design point: a replica sent SIGTERM answers
 # NOT_SERVING (503) at once and keeps serving for DRAIN_DELAY (5 s), so every
@@ -78,7 +80,8 @@ lecs_die() {
 }
 
 lecs_alias() { printf '%s-sc' "$1"; }
-lecs_ca_file() { printf '%s/pki/ca.pem' "$LECS_RUN"; }
+# The CA's certificate, readable by anyone (curl --cacert); keys stay in pki/.
+lecs_ca_file() { printf '%s/ca.pem' "$LECS_RUN"; }
 lecs_alb_url() { printf 'https://%s' "${LECS_ADDR[alb]}"; }
 lecs_admin_socket() { printf '%s/%s/proxy.sock' "$LECS_RUN" "$1"; }
 

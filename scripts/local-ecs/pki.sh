@@ -20,6 +20,7 @@ lecs_pki_create_ca() {
     -addext "basicConstraints=critical,CA:TRUE" \
     -addext "keyUsage=critical,keyCertSign,cRLSign" \
     -out "$dir/ca.pem"
+  install -m 644 "$dir/ca.pem" "$(lecs_ca_file)"
 }
 
 # lecs_pki_issue NAME SUBJECT_ALT_NAMES: NAME.pem holds the certificate then

@@ -40,7 +40,7 @@ lecs_report_logs_tail() {
     for file in "$LECS_RUN/$ns/proxy.log" "$LECS_RUN/$ns/app.log"; do
       [ -s "$file" ] || continue
       printf -- '--- %s (last %s lines)\n' "${file#"$LECS_RUN"/}" "$LECS_LOG_TAIL_LINES" >&2
-      grep -v -e '"target":"status_services::access_log"' -e '^\[WARNING\]' "$file" |
+      grep -v -e 'access_log"' -e '^\[WARNING\]' "$file" |
         tail -n "$LECS_LOG_TAIL_LINES" | cut -c1-300 >&2
     done
   done

@@ -10,10 +10,11 @@
 # pid even if its namespace or pid file is gone.
 LECS_MARKER=LOCAL_ECS_ROLE
 
-# Run by `sh -c` inside a task's own UTS namespace: sets the task's host name,
-# then becomes the app (same pid, so its pid file stays right).
+# Run by `sh -c` inside a task's own UTS namespace: sets the task's host name
+# and the open-file limit (soft = hard, as the task definition's ulimit), then
+# becomes the app (same pid, so its pid file stays right).
 # shellcheck disable=SC2016
-LECS_SET_HOSTNAME_AND_EXEC='hostname "$1" && shift && exec "$@"'
+LECS_TASK_ENTRYPOINT='hostname "$1" && ulimit -n "$2" && shift 2 && exec "$@"'
 
 lecs_dir() { printf '%s/%s' "$LECS_RUN" "$1"; }
 
@@ -50,10 +51,11 @@ lecs_hosts_up() {
 }
 
 # lecs_app_start TASK: `status-service serve` configured exactly as the task
-# definition in IaC/ecs.tf configures it, except BIND_ADDRESS: the app listens
-# on the task's loopback because the proxy owns the container port on the task
-# address (on ECS both listen in the same task; the proxy takes the traffic).
-# Its own UTS namespace gives it the task's host name.
+# definition in IaC/ecs.tf configures it (environment, nofile ulimit), except
+# BIND_ADDRESS: the app listens on the task's loopback because the proxy owns
+# the container port on the task address (on ECS both listen in the same
+# task; the proxy takes the traffic). Its own UTS namespace gives it the
+# task's host name.
 lecs_app_start() {
   local task=$1 service peer dir
   service=${LECS_TASK_SERVICE[$task]}
@@ -64,7 +66,7 @@ lecs_app_start() {
     PEER_URL="http://$(lecs_alias "$peer"):${LECS_PORT[$peer]}" \
     BIND_ADDRESS=127.0.0.1 LOG_FORMAT=json RUST_LOG=info \
     DRAIN_DELAY="$LECS_DRAIN_DELAY" SHUTDOWN_TIMEOUT="$LECS_SHUTDOWN_TIMEOUT" \
-    unshare --uts -- sh -c "$LECS_SET_HOSTNAME_AND_EXEC" sh "$task" "$LECS_BIN" serve \
+    unshare --uts -- sh -c "$LECS_TASK_ENTRYPOINT" sh "$task" "$LECS_NOFILE" "$LECS_BIN" serve \
     >>"$dir/app.log" 2>&1 &
   echo $! >"$dir/app.pid"
 }
@@ -145,9 +147,14 @@ lecs_up() {
   local ns task
   lecs_is_up && lecs_die "already up (or left over): run '$0 down' first"
   [ -x "$LECS_BIN" ] || lecs_die "no binary at $LECS_BIN: cargo build --release --locked -p status-services"
-  [ -n "$LECS_DRAIN_DELAY" ] && [ -n "$LECS_SHUTDOWN_TIMEOUT" ] ||
-    lecs_die "drain_delay/shutdown_timeout not found in IaC/locals.tf"
-  mkdir -m 700 "$LECS_RUN"
+  [ -n "$LECS_DRAIN_DELAY" ] && [ -n "$LECS_SHUTDOWN_TIMEOUT" ] && [ -n "$LECS_NOFILE" ] ||
+    lecs_die "drain_delay, shutdown_timeout or nofile_limit not found in IaC/locals.tf"
+  # Without CAP_SYS_RESOURCE (containers, sandboxes) a hard limit cannot rise.
+  if [ "$(ulimit -Hn)" != unlimited ] && (($(ulimit -Hn) < LECS_NOFILE)); then
+    lecs_log "nofile: the task definition's $LECS_NOFILE is above this machine's hard limit; using $(ulimit -Hn)"
+    LECS_NOFILE=$(ulimit -Hn)
+  fi
+  mkdir -m 755 "$LECS_RUN"
   for ns in "${LECS_NAMESPACES[@]}"; do mkdir -p "$(lecs_dir "$ns")"; done
   lecs_log "CA and certificates (EC P-256, ${LECS_CERT_DAYS} day) in $(lecs_pki_dir)"
   lecs_pki_up
