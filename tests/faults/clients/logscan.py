@@ -24,7 +24,10 @@ import sys
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from h2wire import GRPC_CODES  # noqa: E402
 
-GOAWAY = re.compile(rb"goaway|go_away|go away|too_many_resets|too_many_internal_resets|enhance_your_calm", re.I)
+# A GOAWAY sent or received, or h2's reason for sending one (its reset-flood
+# limits, logged at WARN: "remotely-reset pending-accept streams reached limit").
+GOAWAY = re.compile(rb"goaway|go_away|go away|too_many_resets|too_many_internal_resets|enhance_your_calm"
+                    rb"|reset[a-z -]* streams reached limit", re.I)
 
 
 def grpc_code(line: dict):
