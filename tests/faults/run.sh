@@ -72,7 +72,18 @@ sweep() {
   rm -rf "$SCF_WORK/sweep"
 }
 trap sweep EXIT
-trap 'exit 130' INT TERM
+# A signal ends the running case at once (its own trap cleans up), then the
+# sweep runs. The case runs in the background so that `wait` can be
+# interrupted: bash runs traps only between foreground commands.
+case_pid=""
+stop_case() {
+  if [ -n "$case_pid" ]; then
+    kill -TERM "$case_pid" 2>/dev/null || true
+    wait "$case_pid" 2>/dev/null || true
+  fi
+  exit 130
+}
+trap stop_case INT TERM
 
 python3 -m grpc_tools.protoc -I "$root/proto" --python_out="$SCF_WORK/gen" \
   --grpc_python_out="$SCF_WORK/gen" "$root/proto/scdemo/status/v1/status.proto"
@@ -84,7 +95,10 @@ for name in "${cases[@]}"; do
   printf '\n=== %s (at most %ss)\n' "$name" "${budget[$name]}" >&2
   before=$(wc -l <"$SCF_RESULTS")
   status=0
-  SCF_CASE=$name timeout -k 10 "${budget[$name]}" bash "$here/cases/$name.sh" || status=$?
+  SCF_CASE=$name timeout -k 10 "${budget[$name]}" bash "$here/cases/$name.sh" &
+  case_pid=$!
+  wait "$case_pid" || status=$?
+  case_pid=""
   if [ "$(wc -l <"$SCF_RESULTS")" = "$before" ]; then
     printf '%s\t%s\t%s\t%s\n' "$name" "the case runs to the end" \
       "ended without a result (exit $status$([ "$status" = 124 ] && echo ", timed out after ${budget[$name]}s"))" FAIL >>"$SCF_RESULTS"
