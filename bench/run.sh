@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
-# The benchmark: the services against bare ceilings (axum, tonic) on the same
-# load tools, interleaved, on this machine. Ratios are the results.
+# The benchmark: the services against bare ceilings (axum, tonic, a bare
+# two-hop built from the same libraries) on the same load tools, interleaved,
+# on this machine, with the server processes' CPU time per request beside
+# req/s. Ratios are the results.
 #
-#   bash bench/run.sh           full run (about 30 min); writes bench/results/<time>/
-#                               and copies its summary.md to BENCHMARKS.md
-#   bash bench/run.sh --quick   2 s per case, about 3 min (CI): checks that the
-#                               instrument works (requests, no errors), never speed
+#   bash bench/run.sh           full run (about 40 min); first waits (up to an
+#                               hour) for the 1-minute load average to fall
+#                               below 1.0; writes bench/results/<time>/ and
+#                               copies its summary.md to BENCHMARKS.md
+#   bash bench/run.sh --quick   2 s per case, a few minutes (CI): checks that
+#                               the instrument works (requests, no errors),
+#                               never speed
 #
-# BENCH_REPS and BENCH_SECONDS override the repetitions and seconds per run.
-# Needs ports 8201, 8202 (the local pair) and 18201-18502 free on 127.0.0.1.
+# BENCH_REPS and BENCH_SECONDS override the repetitions and seconds per run;
+# BENCH_IDLE_WAIT the seconds to wait for a quiet machine (0: do not wait).
+# Needs ports 8201, 8202 (the local pair) and 18201-18699 free on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -21,15 +27,24 @@ case "${1:-}" in
   --quick) mode=quick ;;
   *) echo "usage: bash bench/run.sh [--quick]" >&2; exit 2 ;;
 esac
+# conns_list: connections for every case; h2c_conns: for REST over h2c;
+# many_conns: the many-connections case (against 64).
 if [ "$mode" = quick ]; then
-  reps=1 seconds=2 conns_list="16 64" soak=10 load_seconds=1 hold=3 stream_counts="1000" startup_runs=3
+  reps=1 seconds=2 conns_list="64" h2c_conns="64" many_conns=1024 soak=10 load_seconds=1 hold=3
+  stream_counts="1000" startup_runs=3 idle_wait=0
   server_limit=1800 # seconds: `timeout` kills every server after this at the latest
 else
-  reps=3 seconds=8 conns_list="1 16 64 256" soak=60 load_seconds=5 hold=10 stream_counts="1000 5000" startup_runs=10
-  server_limit=$((3 * 3600))
+  reps=3 seconds=8 conns_list="1 64 256" h2c_conns="64" many_conns=1024 soak=60 load_seconds=5 hold=10
+  stream_counts="1000 5000" startup_runs=10 idle_wait=3600
+  server_limit=$((4 * 3600))
 fi
 reps=${BENCH_REPS:-$reps}
 seconds=${BENCH_SECONDS:-$seconds}
+idle_wait=${BENCH_IDLE_WAIT:-$idle_wait}
+# The quiet machine the full run waits for: 1-minute load average below this.
+idle_load=1.0
+# The probe of /healthcheck during the many-connections case, requests/s.
+probe_rate=100
 command_line="bash bench/run.sh${1:+ $1}"
 if [ -n "${BENCH_REPS:-}${BENCH_SECONDS:-}" ]; then
   command_line="BENCH_REPS=$reps BENCH_SECONDS=$seconds $command_line"
@@ -37,6 +52,7 @@ fi
 
 # Ports: the local pair is fixed at 8201/8202 by `status-service local`.
 ceiling_axum_port=18401 ceiling_tonic_port=18402
+two_hop_tonic_rest=18411 two_hop_tonic_grpc=18412 two_hop_hyper_rest=18421 two_hop_hyper_grpc=18422
 log_info_port=18301 log_warn_port=18302
 serve_a_port=18201 serve_b_port=18202 startup_port=18501
 
@@ -68,6 +84,19 @@ note "build (release)"
 timeout 1800 cargo build --release --locked -p status-services
 timeout 1800 cargo build --release --locked -p bench
 
+# A quiet machine: other work on the 2 cores distorts every figure.
+load1() { cut -d' ' -f1 /proc/loadavg; }
+if [ "$idle_wait" -gt 0 ]; then
+  note "waiting (up to ${idle_wait}s) for the 1-minute load average to fall below $idle_load (now $(load1))"
+  waited=0
+  while awk -v l="$(load1)" -v max="$idle_load" 'BEGIN {exit !(l >= max)}' && [ "$waited" -lt "$idle_wait" ]; do
+    sleep 30
+    waited=$((waited + 30))
+  done
+  echo "load average $(load1) after ${waited}s"
+fi
+load_at_start=$(cut -d' ' -f1-3 /proc/loadavg)
+
 results_dir="$bench/results/$(date -u +%Y%m%dT%H%M%SZ)"
 raw="$results_dir/raw"
 results="$raw/results.jsonl"
@@ -77,7 +106,7 @@ record kind=meta mode="$mode" command="$command_line" reps="$reps" seconds="$sec
   date="$(date -u '+%Y-%m-%d %H:%M UTC')" nproc="$(nproc)" kernel="$(uname -r)" \
   cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" \
   rustc="$(rustc --version)" wrk="$(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)" \
-  h2load="$(h2load --version | head -1)" \
+  h2load="$(h2load --version | head -1)" load_at_start="$load_at_start" clk_tck="$(getconf CLK_TCK)" \
   memory_gb="$(awk '/^MemTotal/ {printf "%.0f", $2 / 1048576}' /proc/meminfo)" \
   code="$(git rev-parse --short HEAD 2>/dev/null || echo "no commit")$(
     [ -z "$(git status --porcelain -- . ':!bench' ':!BENCHMARKS.md' 2>/dev/null)" ] || echo ' + uncommitted changes')"
@@ -98,12 +127,18 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 port_busy() { (: <"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# check_free PORT...: each port free, waiting up to PORT_WAIT seconds for
+# one that is busy (another agent may run `local` on 8201 briefly).
+port_wait=120
 check_free() {
-  local port
+  local port waited
   for port in "$@"; do
-    if port_busy "$port"; then
-      die "port $port is busy: stop what listens there (ss -ltnp 'sport = :$port') and rerun"
-    fi
+    for ((waited = 0; waited < port_wait; waited += 5)); do
+      port_busy "$port" || continue 2
+      [ "$waited" -gt 0 ] || echo "port $port is busy: waiting up to ${port_wait}s"
+      sleep 5
+    done
+    die "port $port is busy: stop what listens there (ss -ltnp 'sport = :$port') and rerun"
   done
 }
 
@@ -125,6 +160,26 @@ rss_kb() { status_kb "$1" VmRSS; }
 memory_fields() { # PID: rss_kb=... anon_kb=... file_kb=... hwm_kb=...
   echo "rss_kb=$(rss_kb "$1")" "anon_kb=$(status_kb "$1" RssAnon)" \
     "file_kb=$(status_kb "$1" RssFile)" "hwm_kb=$(status_kb "$1" VmHWM)"
+}
+
+# cpu_ticks PID...: user + system CPU time of the processes so far, in
+# clock ticks (fields 14 and 15 of /proc/PID/stat, after the command name).
+cpu_ticks() {
+  local pid total=0 ticks
+  for pid in "$@"; do
+    ticks=$(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$pid/stat") || die "process $pid is gone"
+    total=$((total + ticks))
+  done
+  echo "$total"
+}
+# The server processes whose CPU a target's runs are charged with, by
+# target name (set as the servers start).
+declare -A cpu_pids=()
+pids_of() { # GROUP TARGET
+  local key=$2
+  [ "$key" = ceiling ] && key=$([ "$1" = grpc ] && echo ceiling-grpc || echo ceiling-rest)
+  [ -n "${cpu_pids[$key]:-}" ] || die "no server processes known for target $key"
+  echo "${cpu_pids[$key]}"
 }
 
 # wait_for NAME PID URL [CURL ARGS...]: until URL answers 200 (and, for
@@ -164,24 +219,35 @@ serve() {
 # --- load runs ----------------------------------------------------------------
 threads_for() { echo $(($1 < 2 ? $1 : 2)); }
 
-# run_wrk GROUP TARGET NAME CONNS REP URL: REST over HTTP/1.1.
+# run_wrk GROUP TARGET NAME CONNS REP URL: REST over HTTP/1.1. Records the
+# target's server CPU time over the run (cpu_ticks) with the run.
 run_wrk() {
-  local out="$raw/$1_$2_$3_c$4_r$5.txt"
+  local out="$raw/$1_$2_$3_c$4_r$5.txt" pids before
+  read -ra pids <<<"$(pids_of "$1" "$2")"
+  before=$(cpu_ticks "${pids[@]}")
   timeout $((seconds + 30)) wrk -t "$(threads_for "$4")" -c "$4" -d "${seconds}s" --timeout 5s \
     -s "$bench/wrk-report.lua" "$6" >"$out" 2>&1 || die "wrk failed: see $out"
-  python3 "$bench/report.py" wrk "$out" "$results" group="$1" target="$2" name="$3" conns="$4" rep="$5"
+  python3 "$bench/report.py" wrk "$out" "$results" group="$1" target="$2" name="$3" conns="$4" rep="$5" \
+    cpu_ticks=$(($(cpu_ticks "${pids[@]}") - before)) load1="$(load1)"
 }
 
 # run_h2load GROUP TARGET NAME CONNS REP URL [H2LOAD ARGS...]: h2c. The
 # 1 s warm-up (not measured) lets every connection open first: without it,
 # h2load can hang at the end when a connection's SYN was dropped in the
 # burst (listen backlog 128) and it was still retrying when time ran out.
+# The CPU time is counted from the end of the warm-up (sampled 1 s after
+# the start), like the requests.
 run_h2load() {
-  local out="$raw/$1_$2_$3_c$4_r$5.txt" log="$raw/requests.log"
+  local out="$raw/$1_$2_$3_c$4_r$5.txt" log="$raw/requests.log" pids sampler
+  read -ra pids <<<"$(pids_of "$1" "$2")"
+  (sleep 1 && cpu_ticks "${pids[@]}" >"$out.cpu") &
+  sampler=$!
   timeout $((seconds + 30)) h2load -t "$(threads_for "$4")" -c "$4" -D "$seconds" --warm-up-time=1 \
     --log-file="$log" "${@:7}" "$6" >"$out" 2>&1 || die "h2load failed: see $out"
-  python3 "$bench/report.py" h2load "$out" "$results" "$log" group="$1" target="$2" name="$3" conns="$4" rep="$5"
-  rm -f "$log"
+  wait "$sampler" || die "cannot read the CPU time of $2"
+  python3 "$bench/report.py" h2load "$out" "$results" "$log" group="$1" target="$2" name="$3" conns="$4" rep="$5" \
+    cpu_ticks=$(($(cpu_ticks "${pids[@]}") - $(cat "$out.cpu"))) load1="$(load1)"
+  rm -f "$log" "$out.cpu"
 }
 
 # check_grpc TARGET NAME PORT CONNS: one call with curl, recording its
@@ -195,54 +261,100 @@ check_grpc() {
 
 # --- the local pair and the ceilings ---------------------------------------------
 note "starting the local pair and the ceilings"
-check_free 8201 8202 "$ceiling_axum_port" "$ceiling_tonic_port" "$log_info_port" "$log_warn_port" \
+check_free 8201 8202 "$ceiling_axum_port" "$ceiling_tonic_port" "$two_hop_tonic_rest" "$two_hop_tonic_grpc" \
+  "$two_hop_hyper_rest" "$two_hop_hyper_grpc" "$log_info_port" "$log_warn_port" \
   "$serve_a_port" "$serve_b_port" "$startup_port"
 start local env LOG_FORMAT=json RUST_LOG=info "$bin/status-service" local
 local_pid=$started
 wait_for local "$local_pid" http://127.0.0.1:8201/service-a/healthcheck
 wait_for local "$local_pid" http://127.0.0.1:8202/service-b/healthcheck
+cpu_pids[service]=$(child_of "$local_pid")
 # The ceilings answer real answers of the service, captured now.
 curl -sSf -o "$raw/status.json" "$(rest_url 8201 status)"
 curl -sSf -o "$raw/getstatus.grpc" "${grpc_args[@]}" "$(grpc_url 8201 GetStatus)"
 start ceiling-axum "$bin/ceiling-axum" "$ceiling_axum_port" "$raw/status.json"
 wait_for ceiling-axum "$started" "$(rest_url "$ceiling_axum_port" status)"
+cpu_pids[ceiling-rest]=$(child_of "$started")
 start ceiling-tonic "$bin/ceiling-tonic" "$ceiling_tonic_port" "$raw/getstatus.grpc"
 wait_for ceiling-tonic "$started" "$(grpc_url "$ceiling_tonic_port" GetStatus)" "${grpc_args[@]}"
+cpu_pids[ceiling-grpc]=$(child_of "$started")
+# The bare two-hop ceilings: a front calling ceiling-tonic as its back.
+for client in tonic hyper; do
+  rest_port_var=two_hop_${client}_rest grpc_port_var=two_hop_${client}_grpc
+  start "two-hop-$client" "$bin/ceiling-two-hop" "${!rest_port_var}" "${!grpc_port_var}" \
+    "http://127.0.0.1:$ceiling_tonic_port" "$client"
+  wait_for "two-hop-$client" "$started" "$(rest_url "${!rest_port_var}" other-status)"
+  wait_for "two-hop-$client" "$started" "$(grpc_url "${!grpc_port_var}" GetPeerStatus)" "${grpc_args[@]}"
+  cpu_pids[two-hop-$client]="$(child_of "$started") ${cpu_pids[ceiling-grpc]}"
+done
 
-# Each case runs service, ceiling, service, ceiling... within a repetition.
+# Each case runs service, ceilings, service, ceilings... within a repetition.
+rest_cases() { # GROUP RUNNER CONNS REP [RUNNER ARGS...]
+  local group=$1 runner=$2 conns=$3 rep=$4
+  shift 4
+  $runner "$group" service healthcheck "$conns" "$rep" "$(rest_url 8201 healthcheck)" "$@"
+  $runner "$group" ceiling healthcheck "$conns" "$rep" "$(rest_url "$ceiling_axum_port" healthcheck)" "$@"
+  $runner "$group" service status "$conns" "$rep" "$(rest_url 8201 status)" "$@"
+  $runner "$group" ceiling status "$conns" "$rep" "$(rest_url "$ceiling_axum_port" status)" "$@"
+  $runner "$group" service other-status "$conns" "$rep" "$(rest_url 8201 other-status)" "$@"
+  $runner "$group" two-hop-tonic other-status "$conns" "$rep" "$(rest_url "$two_hop_tonic_rest" other-status)" "$@"
+  $runner "$group" two-hop-hyper other-status "$conns" "$rep" "$(rest_url "$two_hop_hyper_rest" other-status)" "$@"
+}
 for conns in $conns_list; do
   note "REST over HTTP/1.1 (wrk), $conns connections, $reps x ${seconds}s"
   for ((rep = 1; rep <= reps; rep++)); do
-    run_wrk rest-h1 service healthcheck "$conns" "$rep" "$(rest_url 8201 healthcheck)"
-    run_wrk rest-h1 ceiling healthcheck "$conns" "$rep" "$(rest_url "$ceiling_axum_port" healthcheck)"
-    run_wrk rest-h1 service status "$conns" "$rep" "$(rest_url 8201 status)"
-    run_wrk rest-h1 ceiling status "$conns" "$rep" "$(rest_url "$ceiling_axum_port" status)"
-    run_wrk rest-h1 service other-status "$conns" "$rep" "$(rest_url 8201 other-status)"
+    rest_cases rest-h1 run_wrk "$conns" "$rep"
   done
-  note "REST over h2c (h2load), $conns connections"
-  for ((rep = 1; rep <= reps; rep++)); do
-    run_h2load rest-h2c service healthcheck "$conns" "$rep" "$(rest_url 8201 healthcheck)"
-    run_h2load rest-h2c ceiling healthcheck "$conns" "$rep" "$(rest_url "$ceiling_axum_port" healthcheck)"
-    run_h2load rest-h2c service status "$conns" "$rep" "$(rest_url 8201 status)"
-    run_h2load rest-h2c ceiling status "$conns" "$rep" "$(rest_url "$ceiling_axum_port" status)"
-    run_h2load rest-h2c service other-status "$conns" "$rep" "$(rest_url 8201 other-status)"
-  done
+  if [[ " $h2c_conns " == *" $conns "* ]]; then
+    note "REST over h2c (h2load), $conns connections"
+    for ((rep = 1; rep <= reps; rep++)); do
+      rest_cases rest-h2c run_h2load "$conns" "$rep"
+    done
+  fi
   note "gRPC unary over h2c (h2load), $conns connections"
   for ((rep = 1; rep <= reps; rep++)); do
     run_h2load grpc service GetStatus "$conns" "$rep" "$(grpc_url 8201 GetStatus)" "${grpc_load[@]}"
     run_h2load grpc ceiling GetStatus "$conns" "$rep" "$(grpc_url "$ceiling_tonic_port" GetStatus)" "${grpc_load[@]}"
     run_h2load grpc service GetPeerStatus "$conns" "$rep" "$(grpc_url 8201 GetPeerStatus)" "${grpc_load[@]}"
+    run_h2load grpc two-hop-tonic GetPeerStatus "$conns" "$rep" "$(grpc_url "$two_hop_tonic_grpc" GetPeerStatus)" "${grpc_load[@]}"
+    run_h2load grpc two-hop-hyper GetPeerStatus "$conns" "$rep" "$(grpc_url "$two_hop_hyper_grpc" GetPeerStatus)" "${grpc_load[@]}"
   done
   check_grpc service GetStatus 8201 "$conns"
   check_grpc ceiling GetStatus "$ceiling_tonic_port" "$conns"
   check_grpc service GetPeerStatus 8201 "$conns"
+  check_grpc two-hop-tonic GetPeerStatus "$two_hop_tonic_grpc" "$conns"
+  check_grpc two-hop-hyper GetPeerStatus "$two_hop_hyper_grpc" "$conns"
+done
+
+# Many connections: /status at $many_conns connections, against the same
+# server at 64, while a probe asks /healthcheck $probe_rate times a second
+# on a connection of its own (its latency is what a load balancer sees).
+run_many() { # TARGET PORT REP
+  local probe_out="$raw/many-probe_$1_r$3.txt" probe_log="$raw/probe.log" probe
+  timeout $((seconds + 30)) h2load --h1 -t 1 -c 1 --rps "$probe_rate" -D "$seconds" --log-file="$probe_log" \
+    "$(rest_url "$2" healthcheck)" >"$probe_out" 2>&1 &
+  probe=$!
+  run_wrk many "$1" status "$many_conns" "$3" "$(rest_url "$2" status)"
+  wait "$probe" || die "the /healthcheck probe failed: see $probe_out"
+  python3 "$bench/report.py" h2load "$probe_out" "$results" "$probe_log" group=many-probe target="$1" \
+    name=healthcheck conns=1 rep="$3"
+  rm -f "$probe_log"
+}
+note "many connections: /service-a/status at 64 and $many_conns connections, /healthcheck probed meanwhile"
+for ((rep = 1; rep <= reps; rep++)); do
+  run_wrk many service status 64 "$rep" "$(rest_url 8201 status)"
+  run_many service 8201 "$rep"
+  run_wrk many ceiling status 64 "$rep" "$(rest_url "$ceiling_axum_port" status)"
+  run_many ceiling "$ceiling_axum_port" "$rep"
 done
 
 note "request logging: /service-a/status, HTTP/1.1, 64 connections, RUST_LOG=info vs warn"
 serve log-info service-a "$log_info_port" 8202 info
 wait_for log-info "$started" "$(rest_url "$log_info_port" healthcheck)"
+cpu_pids[info]=$(child_of "$started")
 serve log-warn service-a "$log_warn_port" 8202 warn
 wait_for log-warn "$started" "$(rest_url "$log_warn_port" healthcheck)"
+cpu_pids[warn]=$(child_of "$started")
 for ((rep = 1; rep <= reps; rep++)); do
   run_wrk logging info status 64 "$rep" "$(rest_url "$log_info_port" status)"
   run_wrk logging warn status 64 "$rep" "$(rest_url "$log_warn_port" status)"
@@ -257,6 +369,7 @@ wait_for serve-b "$started" "http://127.0.0.1:$serve_b_port/service-b/healthchec
 serve serve-a service-a "$serve_a_port" "$serve_b_port" info
 wait_for serve-a "$started" "$(rest_url "$serve_a_port" healthcheck)"
 a_pid=$(child_of "$started")
+cpu_pids[service]=$a_pid
 sleep 1
 # shellcheck disable=SC2046 # memory_fields prints several key=value words
 record kind=rss phase=idle $(memory_fields "$a_pid")
@@ -334,6 +447,8 @@ note "start-up: process start to first answer and to first 200 ($startup_runs ru
 serve_env service-a "$startup_port" $((startup_port + 1)) info
 env "${senv[@]}" timeout 300 python3 "$bench/startup.py" "$bin/status-service" "$startup_port" "$startup_runs" >>"$results"
 record kind=size bytes="$(stat -c %s "$bin/status-service")"
+
+record kind=load phase=end load="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 note "summary"
 python3 "$bench/report.py" summary "$results_dir"
