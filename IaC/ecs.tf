@@ -81,6 +81,9 @@ resource "aws_ecs_task_definition" "this" {
         { name = "RUST_LOG", value = var.rust_log },
         { name = "DRAIN_DELAY", value = local.drain_delay },
         { name = "SHUTDOWN_TIMEOUT", value = local.shutdown_timeout },
+        # EMF metrics (observability.tf reads this namespace).
+        { name = "METRICS_NAMESPACE", value = local.metrics_namespace },
+        { name = "EMF_INTERVAL", value = var.emf_interval },
       ]
 
       healthCheck = {

@@ -118,3 +118,13 @@ output "github_deploy_role_arn" {
   description = "Role for the deploy workflow: set it as the repository (or environment) variable AWS_DEPLOY_ROLE_ARN (empty unless github_oidc_enabled)."
   value       = var.github_oidc_enabled ? aws_iam_role.github_deploy[0].arn : ""
 }
+
+output "observability" {
+  description = "Dashboard URL, metric namespace, alarm topic (empty when none) and the saved Logs Insights query that follows one request by trace id."
+  value = {
+    dashboard_url     = "https://${local.region}.console.aws.amazon.com/cloudwatch/home?region=${local.region}#dashboards/dashboard/${aws_cloudwatch_dashboard.this.dashboard_name}"
+    metrics_namespace = local.metrics_namespace
+    alarm_topic_arn   = join("", local.alarm_topic_arns)
+    trace_query_name  = aws_cloudwatch_query_definition.request_by_trace_id.name
+  }
+}
