@@ -18,9 +18,9 @@ pub(crate) const ACCOUNT_ID: &str = "123456789012";
 
 pub(crate) struct Iac {
     pub(crate) blocks: Vec<Block>,
-    /// The locals that can evaluate here: not those that read resources or
-    /// data sources.
-    locals: Vec<(String, Expression)>,
+    /// Every local, and whether it reads resources or data sources (those
+    /// evaluate only on stand-ins for them, see [`Iac::context_on`]).
+    locals: Vec<(String, Expression, bool)>,
 }
 
 impl Iac {
@@ -36,13 +36,13 @@ impl Iac {
             .iter()
             .filter(|b| b.identifier() == "locals")
             .flat_map(|b| b.body().attributes())
-            .filter(|a| {
+            .map(|a| {
                 let text = source(a.expr());
-                !["data.", "aws_", "tls_"]
+                let reads_resources = ["data.", "aws_", "tls_"]
                     .iter()
-                    .any(|root| refers_to(&text, root))
+                    .any(|root| refers_to(&text, root));
+                (a.key().to_owned(), a.expr().clone(), reads_resources)
             })
-            .map(|a| (a.key().to_owned(), a.expr().clone()))
             .collect();
         Self { blocks, locals }
     }
@@ -119,6 +119,26 @@ impl Iac {
     /// A context with `var` (variable defaults, with `overrides`) and every
     /// local that can be evaluated without provider data.
     pub(crate) fn context(&self, overrides: &[(&str, Value)]) -> Context<'static> {
+        self.evaluate(terraform_functions(), overrides, false)
+    }
+
+    /// [`Iac::context`] on `base`, which declares more functions and
+    /// stand-ins for resources and data sources: every local is evaluated.
+    #[allow(dead_code)] // for tests/observability.rs
+    pub(crate) fn context_on(
+        &self,
+        base: &Context<'static>,
+        overrides: &[(&str, Value)],
+    ) -> Context<'static> {
+        self.evaluate(base.clone(), overrides, true)
+    }
+
+    fn evaluate(
+        &self,
+        mut context: Context<'static>,
+        overrides: &[(&str, Value)],
+        with_resources: bool,
+    ) -> Context<'static> {
         let mut vars = Map::new();
         for block in self.blocks.iter().filter(|b| b.identifier() == "variable") {
             let default =
@@ -134,14 +154,13 @@ impl Iac {
         let mut locals = Map::new();
         locals.insert("partition".to_owned(), Value::from("aws"));
         locals.insert("account_id".to_owned(), Value::from(ACCOUNT_ID));
-        let mut context = terraform_functions();
         context.declare_var("var", Value::Object(vars));
         // Locals refer to each other: evaluate until nothing more resolves.
         loop {
             let before = locals.len();
             context.declare_var("local", Value::Object(locals.clone()));
-            for (key, expr) in &self.locals {
-                if locals.contains_key(key) {
+            for (key, expr, reads_resources) in &self.locals {
+                if locals.contains_key(key) || (*reads_resources && !with_resources) {
                     continue;
                 }
                 if let Ok(value) = expr.evaluate(&context) {
@@ -239,6 +258,25 @@ pub(crate) fn field<'a>(
         .iter()
         .find(|(k, _)| matches!(k, ObjectKey::Identifier(id) if id.as_str() == key))
         .map(|(_, v)| v)
+}
+
+/// The `environment` of a [`container`], evaluated: (name, value) pairs.
+pub(crate) fn environment(
+    container: Option<&Object<ObjectKey, Expression>>,
+    context: &Context<'static>,
+) -> Vec<(String, Value)> {
+    match eval(field(container, "environment"), context) {
+        Some(Value::Array(variables)) => variables
+            .into_iter()
+            .filter_map(|v| {
+                Some((
+                    get(&Some(v.clone()), "name")?.as_str()?.to_owned(),
+                    get(&Some(v), "value")?,
+                ))
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 pub(crate) fn source(expression: &Expression) -> String {

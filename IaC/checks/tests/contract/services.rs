@@ -92,18 +92,7 @@ pub(crate) fn check_service(
             .is_some_and(|n| matches!(n, Value::String(s) if !s.is_empty())),
         format!("{place}: portMappings.name is {port_name:?}; Service Connect needs a named port"),
     );
-    let environment: Vec<(String, Value)> = match eval(field("environment"), &each) {
-        Some(Value::Array(variables)) => variables
-            .into_iter()
-            .filter_map(|v| {
-                Some((
-                    get(&Some(v.clone()), "name")?.as_str()?.to_owned(),
-                    get(&Some(v), "value")?,
-                ))
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
+    let environment = crate::eval::environment(container, &each);
     let env = |key: &str| {
         environment
             .iter()
