@@ -71,7 +71,7 @@ variable "alarm_unhealthy_hosts" {
 }
 
 variable "alarm_notifications" {
-  description = "Where alarm and OK notifications go: an existing SNS topic (topic_arn), or a topic this configuration creates (create_topic, with an optional email subscription), or nowhere (all empty: the alarms still show on the dashboard)."
+  description = "Where alarm and OK notifications go: an existing standard SNS topic (topic_arn), or a topic this configuration creates (create_topic, with an optional email subscription), or nowhere (all empty: the alarms still show on the dashboard)."
   type = object({
     topic_arn    = optional(string, "")
     create_topic = optional(bool, false)
@@ -84,7 +84,7 @@ variable "alarm_notifications" {
   }
 
   validation {
-    condition     = var.alarm_notifications.topic_arn == "" || can(regex("^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}(\\.fifo)?$", var.alarm_notifications.topic_arn))
+    condition     = var.alarm_notifications.topic_arn == "" || can(regex("^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$", var.alarm_notifications.topic_arn))
     error_message = "alarm_notifications.topic_arn must be empty or an SNS topic ARN."
   }
 
