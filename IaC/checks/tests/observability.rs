@@ -424,30 +424,47 @@ const PRICE_PER_ALARM_METRIC: f64 = 0.10;
 
 #[test]
 fn readme_figures_are_the_catalogue_and_the_dashboard() {
-    // Series: one per metric, dimension set and value combination the code
-    // can write.
-    let series = |service: &str| -> usize {
-        let routes = metrics::routes(service).len();
+    // Series: one per metric, dimension set and value combination written.
+    // `routes_answered`: how many (Route, CodeClass) pairs had requests;
+    // None: every pair the code can write.
+    let series = |service: &str, routes_answered: Option<usize>| -> usize {
+        let every_pair = metrics::routes(service).len() * metrics::CODE_CLASSES.len();
         catalog::ALL
             .iter()
             .flat_map(|spec| spec.dimension_sets.iter())
             .map(|set| {
                 if set.contains(&catalog::ROUTE) {
-                    routes * metrics::CODE_CLASSES.len()
+                    routes_answered.unwrap_or(every_pair)
                 } else {
                     1
                 }
             })
             .sum()
     };
-    let per_service = series(KNOWN_SERVICES[0].name);
-    let total: usize = KNOWN_SERVICES.iter().map(|s| series(s.name)).sum();
+    let service = KNOWN_SERVICES[0].name;
+    let per_service = series(service, None);
+    let total: usize = KNOWN_SERVICES.iter().map(|s| series(s.name, None)).sum();
+    // Only the ALB's and the container's health checks (REST healthcheck and
+    // grpc.health.v1.Health/Check, 2xx); and with the four client routes.
+    let idle = series(service, Some(2));
+    let busy = series(service, Some(6));
     let iac = Iac::parse(&real_files());
     let reads = terraform::reads(&iac, &terraform::context(&iac, &[]));
-    let readme = fs::read_to_string(iac_dir().join("README.md")).expect("IaC/README.md");
+    // Words as one line: a figure may wrap in the Markdown source.
+    let readme = fs::read_to_string(iac_dir().join("README.md"))
+        .expect("IaC/README.md")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     for figure in [
         format!("at most {total} metric series"),
         format!("{per_service} per service"),
+        format!("{idle} per service when only the health checks call"),
+        format!("{busy} per service when the four client routes answer too"),
+        format!(
+            "${:.2} a month at idle",
+            (idle * KNOWN_SERVICES.len()) as f64 * PRICE_PER_METRIC
+        ),
         format!("${:.2} a month", total as f64 * PRICE_PER_METRIC),
         format!("{} metrics on the dashboard", reads.dashboard.len()),
         format!("{} alarm metrics", reads.alarms.len()),

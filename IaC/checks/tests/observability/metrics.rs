@@ -19,6 +19,13 @@ use crate::{
 /// The answer classes the code writes as CodeClass (`catalog::CODE_CLASS`).
 pub(crate) const CODE_CLASSES: &[&str] = &["2xx", "4xx", "5xx"];
 
+/// Namespace, metric names, and the dimension sets of those metrics.
+type AwsMetrics = (
+    &'static str,
+    &'static [&'static str],
+    &'static [&'static [&'static str]],
+);
+
 /// AWS metrics the dashboard and alarms may read: namespace, names, and
 /// the dimension sets AWS documents for them.
 /// - AWS/ECS service utilization and Service Connect: Amazon ECS Developer
@@ -29,7 +36,7 @@ pub(crate) const CODE_CLASSES: &[&str] = &["2xx", "4xx", "5xx"];
 /// - AWS/ApplicationELB: "CloudWatch metrics for your Application Load
 ///   Balancer", https://docs.aws.amazon.com/elasticloadbalancing/latest/application/load-balancer-cloudwatch-metrics.html
 ///   (awsdocs/elb-application-load-balancers-user-guide).
-const AWS_METRICS: &[(&str, &[&str], &[&[&str]])] = &[
+const AWS_METRICS: &[AwsMetrics] = &[
     (
         "AWS/ECS",
         &["CPUUtilization", "MemoryUtilization"],
