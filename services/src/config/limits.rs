@@ -17,15 +17,17 @@ use super::values::parse_humantime;
 /// (the kernel's backlog holds the rest). An idle HTTP/2 connection costs
 /// tens of KB, so 4,096 stay well inside 512 MiB.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 4096;
-/// Requests in flight, health checks excepted. Beyond it, requests are
-/// shed at once (503 + Retry-After, or RESOURCE_EXHAUSTED) instead of
-/// queueing behind work the task cannot do in time.
-pub const DEFAULT_MAX_CONCURRENT_REQUESTS: u32 = 512;
+/// Requests in flight, health checks excepted (requests waiting for a peer
+/// call slot count). Beyond it, requests are shed at once (503 +
+/// Retry-After, or RESOURCE_EXHAUSTED): a last bound on memory and work,
+/// after HTTP/2's per-connection stream limit and the peer call slots.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: u32 = 2048;
 /// Open WatchStatus streams in the whole process; beyond: RESOURCE_EXHAUSTED.
 pub const DEFAULT_MAX_WATCH_STREAMS: u32 = 1000;
-/// SETTINGS_MAX_CONCURRENT_STREAMS of each HTTP/2 connection. Clients queue
-/// (or open another connection) beyond it instead of being reset.
-pub const DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS: u32 = 256;
+/// SETTINGS_MAX_CONCURRENT_STREAMS of each HTTP/2 connection: HTTP/2's own
+/// backpressure. Clients queue (or open another connection) beyond it, at
+/// no cost to the server, instead of sending requests it would refuse.
+pub const DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS: u32 = 100;
 /// Largest request head accepted, in bytes (HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE;
 /// the HTTP/1.1 read buffer). Larger heads get 431, or a stream reset.
 pub const DEFAULT_MAX_HEADER_LIST_SIZE: u32 = 16 * 1024;

@@ -149,8 +149,9 @@ pub struct RuntimeArgs {
     /// connections before a request does.
     #[arg(long, env = ENV_PEER_KEEPALIVE_INTERVAL, value_name = ENV_PEER_KEEPALIVE_INTERVAL, default_value = "20s", value_parser = parse_positive_duration)]
     pub peer_keepalive_interval: Duration,
-    /// Calls to the peer in flight at once; beyond it a call fails at once
-    /// with UNAVAILABLE instead of queueing behind a slow peer.
+    /// Calls to the peer in flight at once; beyond it a call waits for a
+    /// free one at most half of its remaining deadline, then fails with
+    /// UNAVAILABLE.
     #[arg(long, env = ENV_MAX_PEER_CALLS, value_name = ENV_MAX_PEER_CALLS, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_peer_calls: u32,
     /// Taken off the caller's remaining deadline when it is passed on to the

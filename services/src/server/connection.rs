@@ -58,6 +58,11 @@ pub(crate) fn builder(limits: &ServerLimits) -> ConnectionBuilder {
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(limits.http2_max_concurrent_streams)
+        // h2 closes the connection after 20 streams reset before it accepted
+        // them (its rapid-reset guard). A peer service cancelling timed-out
+        // calls can legitimately reset as many streams as it may open; past
+        // that the guard still holds.
+        .max_pending_accept_reset_streams(limits.http2_max_concurrent_streams as usize)
         .max_header_list_size(limits.max_header_list_size)
         .keep_alive_interval(limits.http2_keepalive_interval)
         .keep_alive_timeout(limits.http2_keepalive_interval);
