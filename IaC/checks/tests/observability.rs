@@ -18,12 +18,14 @@
 //!   and cost figures are the ones the catalogue and the dashboard give.
 //!
 //! Values come from evaluating the HCL (`contract/eval.rs`,
-//! `observability/terraform.rs`). Each check is shown to fail on a broken
+//! `observability/context.rs`, `observability/terraform.rs`). Each check is shown to fail on a broken
 //! copy of `IaC/`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
 
 // Shared with the contract test, which uses all of them.
+#[path = "observability/context.rs"]
+mod context;
 #[allow(dead_code)]
 #[path = "contract/eval.rs"]
 mod eval;
@@ -34,8 +36,10 @@ mod functions;
 mod metrics;
 #[path = "observability/terraform.rs"]
 mod terraform;
+#[path = "observability/variables.rs"]
+mod variables;
 
-use std::{collections::BTreeSet, fs, time::Duration};
+use std::{collections::BTreeSet, fs};
 
 use clap::Parser as _;
 use hcl::{Map, Value};
@@ -75,7 +79,7 @@ fn check(iac: &Iac) -> Vec<String> {
 
 fn check_with(iac: &Iac, overrides: &[(&str, Value)]) -> Vec<String> {
     let mut findings = Findings::default();
-    let context = terraform::context(iac, overrides);
+    let context = context::context(iac, overrides);
 
     // What the task definitions pass.
     let mut namespaces = BTreeSet::new();
@@ -314,108 +318,6 @@ fn each_check_fails_on_a_broken_copy() {
     }
 }
 
-#[test]
-fn variables_accept_what_the_code_accepts() {
-    let iac = Iac::parse(&real_files());
-    let context = terraform::context(&iac, &[]);
-    let accepts = |name: &str, value: Value| iac.accepts(&context, name, value);
-
-    // metrics_namespace: the code's rule exactly; empty means var.name.
-    assert_eq!(accepts("metrics_namespace", Value::from("")), Some(true));
-    for namespace in [
-        "scdemo".to_owned(),
-        "team/status-service".to_owned(),
-        "a.b-c_d/e#f:g".to_owned(),
-        "n".repeat(255),
-        "n".repeat(256),
-        "AWS/ECS".to_owned(),
-        "AWS/".to_owned(),
-        "aws/lowercase".to_owned(),
-        "with space".to_owned(),
-        "naïve".to_owned(),
-        "a*b".to_owned(),
-    ] {
-        let code = serve(&["--metrics-namespace", &namespace]);
-        assert_eq!(
-            accepts("metrics_namespace", Value::from(namespace.clone())),
-            Some(code.is_ok()),
-            "metrics_namespace {namespace:?}: the code says {code:?}"
-        );
-    }
-
-    // emf_interval: whole seconds from 10 to 60, each one the code parses.
-    for (interval, accepted) in [
-        ("60s", true),
-        ("10s", true),
-        ("30s", true),
-        ("9s", false),
-        ("61s", false),
-        ("0s", false),
-        ("1m", false),
-        ("60", false),
-        ("60 s", false),
-        ("500ms", false),
-    ] {
-        assert_eq!(
-            accepts("emf_interval", Value::from(interval)),
-            Some(accepted),
-            "emf_interval {interval}"
-        );
-        if accepted {
-            let seconds: u64 = interval.trim_end_matches('s').parse().unwrap();
-            assert_eq!(
-                serve(&["--emf-interval", interval]).map(|r| r.emf_interval),
-                Ok(Duration::from_secs(seconds))
-            );
-        }
-    }
-
-    // Thresholds.
-    for (name, value, accepted) in [
-        ("alarm_5xx_rate_percent", 5.0, true),
-        ("alarm_5xx_rate_percent", 0.5, true),
-        ("alarm_5xx_rate_percent", 0.0, false),
-        ("alarm_5xx_rate_percent", 101.0, false),
-        ("alarm_p99_latency_ms", 500.0, true),
-        ("alarm_p99_latency_ms", 0.0, false),
-        ("alarm_peer_errors_per_minute", 1.0, true),
-        ("alarm_peer_errors_per_minute", 0.0, false),
-        ("alarm_peer_errors_per_minute", 1.5, false),
-        ("alarm_unhealthy_hosts", 1.0, true),
-        ("alarm_unhealthy_hosts", 0.0, false),
-    ] {
-        assert_eq!(
-            accepts(name, Value::from(value)),
-            Some(accepted),
-            "{name} = {value}"
-        );
-    }
-
-    // Notifications: an existing topic, or a created one (with an optional
-    // email), or none.
-    let arn = "arn:aws:sns:us-east-2:123456789012:ops-alarms";
-    for (topic_arn, create_topic, email, accepted) in [
-        ("", false, "", true),
-        (arn, false, "", true),
-        ("", true, "", true),
-        ("", true, "ops@example.com", true),
-        (arn, true, "", false),
-        ("", false, "ops@example.com", false),
-        ("", true, "not-an-address", false),
-        ("ops-alarms", false, "", false),
-    ] {
-        let mut value = Map::new();
-        value.insert("topic_arn".to_owned(), Value::from(topic_arn));
-        value.insert("create_topic".to_owned(), Value::Bool(create_topic));
-        value.insert("email".to_owned(), Value::from(email));
-        assert_eq!(
-            accepts("alarm_notifications", Value::Object(value)),
-            Some(accepted),
-            "alarm_notifications {topic_arn:?} {create_topic} {email:?}"
-        );
-    }
-}
-
 /// CloudWatch's price of a custom metric per month (first 10,000 metrics)
 /// and of a standard-resolution alarm metric, in USD, as IaC/README.md
 /// quotes them.
@@ -449,7 +351,7 @@ fn readme_figures_are_the_catalogue_and_the_dashboard() {
     let idle = series(service, Some(2));
     let busy = series(service, Some(6));
     let iac = Iac::parse(&real_files());
-    let reads = terraform::reads(&iac, &terraform::context(&iac, &[]));
+    let reads = terraform::reads(&iac, &context::context(&iac, &[]));
     // Words as one line: a figure may wrap in the Markdown source.
     let readme = fs::read_to_string(iac_dir().join("README.md"))
         .expect("IaC/README.md")
