@@ -90,6 +90,9 @@ def check(res):
     for r in res.of("run"):
         if r["group"] not in ("many-probe", "soak") and "cpu_ticks" not in r:
             problems.append(f"no CPU time: {r['group']} {r['target']} {r['name']} at {r['conns']} conns")
+    for kind in ("run", "rss", "startup", "size"):
+        if not any(r.get("server", r.get("target")) == "go" for r in res.of(kind)):
+            problems.append(f"no {kind} measurement of the Go peer")
     for kind in ("rss", "soak", "startup", "size", "grpc_check"):
         if not res.of(kind):
             problems.append(f"no {kind} measurement")

@@ -14,6 +14,7 @@
 #
 # BENCH_REPS and BENCH_SECONDS override the repetitions and seconds per run;
 # BENCH_IDLE_WAIT the seconds to wait for a quiet machine (0: do not wait).
+# The Go peer (bench/peers/go) is built and measured in every mode.
 # Needs ports 8201, 8202 (the local pair) and 18201-18699 free on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,6 +56,7 @@ ceiling_axum_port=18401 ceiling_tonic_port=18402
 two_hop_tonic_rest=18411 two_hop_tonic_grpc=18412 two_hop_hyper_rest=18421 two_hop_hyper_grpc=18422
 log_info_port=18301 log_warn_port=18302
 serve_a_port=18201 serve_b_port=18202 startup_port=18501
+go_a_port=18601 go_b_port=18602 go_startup_port=18611
 
 die() { echo "bench: error: $*" >&2; exit 1; }
 note() { printf '\n=== %s\n' "$*"; }
@@ -66,6 +68,7 @@ command -v h2load >/dev/null || missing+=(nghttp2-client)
 command -v curl >/dev/null || missing+=(curl)
 command -v python3 >/dev/null || missing+=(python3)
 command -v ss >/dev/null || missing+=(iproute2)
+command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   note "installing ${missing[*]}"
   sudo_=""
@@ -73,7 +76,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   { $sudo_ apt-get update -qq && $sudo_ apt-get install -y -qq "${missing[@]}" >/dev/null; } ||
     die "cannot install ${missing[*]} with apt-get: install them and rerun"
 fi
-for tool in wrk h2load curl python3 ss cargo; do
+for tool in wrk h2load curl python3 ss cargo go npm; do
   command -v "$tool" >/dev/null || die "$tool is missing"
 done
 
@@ -83,6 +86,23 @@ note "build (release)"
 # with the bench crate's).
 timeout 1800 cargo build --release --locked -p status-services
 timeout 1800 cargo build --release --locked -p bench
+
+# The Go peer: code generated from proto/ with buf and the plugins pinned
+# in its go.mod (into bench/peers/go/gen, gitignored), then built.
+note "build the Go peer"
+go_dir="$bench/peers/go" go_out="$root/target/bench-go"
+buf="$go_out/npm/node_modules/.bin/buf"
+if [ ! -x "$buf" ]; then
+  timeout 600 npm install --silent --no-audit --no-fund --prefix "$go_out/npm" @bufbuild/buf@1.75.0 >/dev/null ||
+    die "cannot install buf with npm"
+fi
+(cd "$go_dir" && GOBIN="$go_out/bin" timeout 900 go install tool) || die "cannot install the protoc plugins"
+rm -rf "$go_dir/gen"
+PATH="$go_out/bin:$PATH" timeout 300 "$buf" generate --template bench/peers/go/buf.gen.yaml proto ||
+  die "buf generate failed"
+(cd "$go_dir" && timeout 900 go build -trimpath -ldflags='-s -w' -o "$go_out/go-peer" .) ||
+  die "cannot build the Go peer"
+go_peer="$go_out/go-peer"
 
 # A quiet machine: other work on the 2 cores distorts every figure.
 load1() { cut -d' ' -f1 /proc/loadavg; }
@@ -106,7 +126,7 @@ record kind=meta mode="$mode" command="$command_line" reps="$reps" seconds="$sec
   date="$(date -u '+%Y-%m-%d %H:%M UTC')" nproc="$(nproc)" kernel="$(uname -r)" \
   cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" \
   rustc="$(rustc --version)" wrk="$(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)" \
-  h2load="$(h2load --version | head -1)" load_at_start="$load_at_start" clk_tck="$(getconf CLK_TCK)" \
+  h2load="$(h2load --version | head -1)" go="$(go version | cut -d' ' -f3)" load_at_start="$load_at_start" clk_tck="$(getconf CLK_TCK)" \
   memory_gb="$(awk '/^MemTotal/ {printf "%.0f", $2 / 1048576}' /proc/meminfo)" \
   code="$(git rev-parse --short HEAD 2>/dev/null || echo "no commit")$(
     [ -z "$(git status --porcelain -- . ':!bench' ':!BENCHMARKS.md' 2>/dev/null)" ] || echo ' + uncommitted changes')"
@@ -215,6 +235,23 @@ serve() {
   serve_env "${@:2}"
   start "$1" env "${senv[@]}" "$bin/status-service" serve
 }
+# go_serve NAME SERVICE PORT PEER_PORT: the Go peer, same environment.
+go_serve() {
+  serve_env "${@:2}" info
+  start "$1" env "${senv[@]}" "$go_peer"
+}
+# go_pair: service-b then service-a of the Go peer on their ports; sets
+# cpu_pids[go] to both and $go_a_pid.
+go_pair() {
+  local b_pid
+  go_serve go-b service-b "$go_b_port" "$go_a_port"
+  wait_for go-b "$started" "http://127.0.0.1:$go_b_port/service-b/healthcheck"
+  b_pid=$(child_of "$started")
+  go_serve go-a service-a "$go_a_port" "$go_b_port"
+  wait_for go-a "$started" "$(rest_url "$go_a_port" healthcheck)"
+  go_a_pid=$(child_of "$started")
+  cpu_pids[go]="$go_a_pid $b_pid"
+}
 
 # --- load runs ----------------------------------------------------------------
 threads_for() { echo $(($1 < 2 ? $1 : 2)); }
@@ -263,7 +300,7 @@ check_grpc() {
 note "starting the local pair and the ceilings"
 check_free 8201 8202 "$ceiling_axum_port" "$ceiling_tonic_port" "$two_hop_tonic_rest" "$two_hop_tonic_grpc" \
   "$two_hop_hyper_rest" "$two_hop_hyper_grpc" "$log_info_port" "$log_warn_port" \
-  "$serve_a_port" "$serve_b_port" "$startup_port"
+  "$serve_a_port" "$serve_b_port" "$startup_port" "$go_a_port" "$go_b_port" "$go_startup_port"
 start local env LOG_FORMAT=json RUST_LOG=info "$bin/status-service" local
 local_pid=$started
 wait_for local "$local_pid" http://127.0.0.1:8201/service-a/healthcheck
@@ -287,6 +324,7 @@ for client in tonic hyper; do
   wait_for "two-hop-$client" "$started" "$(grpc_url "${!grpc_port_var}" GetPeerStatus)" "${grpc_args[@]}"
   cpu_pids[two-hop-$client]="$(child_of "$started") ${cpu_pids[ceiling-grpc]}"
 done
+go_pair
 
 # Each case runs service, ceilings, service, ceilings... within a repetition.
 rest_cases() { # GROUP RUNNER CONNS REP [RUNNER ARGS...]
@@ -299,6 +337,13 @@ rest_cases() { # GROUP RUNNER CONNS REP [RUNNER ARGS...]
   $runner "$group" service other-status "$conns" "$rep" "$(rest_url 8201 other-status)" "$@"
   $runner "$group" two-hop-tonic other-status "$conns" "$rep" "$(rest_url "$two_hop_tonic_rest" other-status)" "$@"
   $runner "$group" two-hop-hyper other-status "$conns" "$rep" "$(rest_url "$two_hop_hyper_rest" other-status)" "$@"
+  # The Go peer serves REST over HTTP/1.1 only (bench/peers/go/README.md).
+  if [ "$group" = rest-h1 ]; then
+    local name
+    for name in healthcheck status other-status; do
+      $runner "$group" go "$name" "$conns" "$rep" "$(rest_url "$go_a_port" "$name")" "$@"
+    done
+  fi
 }
 for conns in $conns_list; do
   note "REST over HTTP/1.1 (wrk), $conns connections, $reps x ${seconds}s"
@@ -318,12 +363,16 @@ for conns in $conns_list; do
     run_h2load grpc service GetPeerStatus "$conns" "$rep" "$(grpc_url 8201 GetPeerStatus)" "${grpc_load[@]}"
     run_h2load grpc two-hop-tonic GetPeerStatus "$conns" "$rep" "$(grpc_url "$two_hop_tonic_grpc" GetPeerStatus)" "${grpc_load[@]}"
     run_h2load grpc two-hop-hyper GetPeerStatus "$conns" "$rep" "$(grpc_url "$two_hop_hyper_grpc" GetPeerStatus)" "${grpc_load[@]}"
+    run_h2load grpc go GetStatus "$conns" "$rep" "$(grpc_url "$go_a_port" GetStatus)" "${grpc_load[@]}"
+    run_h2load grpc go GetPeerStatus "$conns" "$rep" "$(grpc_url "$go_a_port" GetPeerStatus)" "${grpc_load[@]}"
   done
   check_grpc service GetStatus 8201 "$conns"
   check_grpc ceiling GetStatus "$ceiling_tonic_port" "$conns"
   check_grpc service GetPeerStatus 8201 "$conns"
   check_grpc two-hop-tonic GetPeerStatus "$two_hop_tonic_grpc" "$conns"
   check_grpc two-hop-hyper GetPeerStatus "$two_hop_hyper_grpc" "$conns"
+  check_grpc go GetStatus "$go_a_port" "$conns"
+  check_grpc go GetPeerStatus "$go_a_port" "$conns"
 done
 
 # Many connections: /status at $many_conns connections, against the same
@@ -346,6 +395,8 @@ for ((rep = 1; rep <= reps; rep++)); do
   run_many service 8201 "$rep"
   run_wrk many ceiling status 64 "$rep" "$(rest_url "$ceiling_axum_port" status)"
   run_many ceiling "$ceiling_axum_port" "$rep"
+  run_wrk many go status 64 "$rep" "$(rest_url "$go_a_port" status)"
+  run_many go "$go_a_port" "$rep"
 done
 
 note "request logging: /service-a/status, HTTP/1.1, 64 connections, RUST_LOG=info vs warn"
@@ -372,7 +423,7 @@ a_pid=$(child_of "$started")
 cpu_pids[service]=$a_pid
 sleep 1
 # shellcheck disable=SC2046 # memory_fields prints several key=value words
-record kind=rss phase=idle $(memory_fields "$a_pid")
+record kind=rss server=service phase=idle $(memory_fields "$a_pid")
 
 # The load: every path at 256 connections (the most buffers) for a few
 # seconds. Meanwhile, every 0.5 s, the TCP connections to service-b's port
@@ -399,7 +450,7 @@ seconds=$seconds_saved
 sleep 1
 kill "$sampler"
 # shellcheck disable=SC2046
-record kind=rss phase=after_load $(memory_fields "$a_pid") \
+record kind=rss server=service phase=after_load $(memory_fields "$a_pid") \
   peer_connections_opened="$(awk 'FILENAME == ARGV[1] {before[$1]; next} !($1 in before)' \
     "$raw/peer_sockets_before.txt" "$raw/peer_sockets.txt" | sort -u | wc -l)" \
   peer_connections_open="$(ss -Htn state established "( dport = :$serve_b_port )" | wc -l)"
@@ -442,12 +493,33 @@ for streams in $stream_counts; do
 done
 cleanup
 
-# --- start-up and size -----------------------------------------------------------
-note "start-up: process start to first answer and to first 200 ($startup_runs runs)"
-serve_env service-a "$startup_port" $((startup_port + 1)) info
-env "${senv[@]}" timeout 300 python3 "$bench/startup.py" "$bin/status-service" "$startup_port" "$startup_runs" >>"$results"
-record kind=size bytes="$(stat -c %s "$bin/status-service")"
+# The Go peer's service-a alone, idle and after the same load (its paths).
+go_pair
+sleep 1
+# shellcheck disable=SC2046
+record kind=rss server=go phase=idle $(memory_fields "$go_a_pid")
+seconds_saved=$seconds
+seconds=$load_seconds
+for name in healthcheck status other-status; do
+  run_wrk load go "$name" 256 1 "$(rest_url "$go_a_port" "$name")"
+done
+run_h2load load go GetStatus 256 1 "$(grpc_url "$go_a_port" GetStatus)" "${grpc_load[@]}"
+run_h2load load go GetPeerStatus 256 1 "$(grpc_url "$go_a_port" GetPeerStatus)" "${grpc_load[@]}"
+seconds=$seconds_saved
+sleep 1
+# shellcheck disable=SC2046
+record kind=rss server=go phase=after_load $(memory_fields "$go_a_pid")
+cleanup
 
+# --- start-up and size -----------------------------------------------------------
+note "start-up: process start to first answer and to SERVING ($startup_runs runs each)"
+serve_env service-a "$startup_port" $((startup_port + 1)) info
+env "${senv[@]}" timeout 300 python3 "$bench/startup.py" service "$startup_port" "$startup_runs" \
+  "$bin/status-service" serve >>"$results"
+serve_env service-a "$go_startup_port" $((go_startup_port + 1)) info
+env "${senv[@]}" timeout 300 python3 "$bench/startup.py" go "$go_startup_port" "$startup_runs" "$go_peer" >>"$results"
+record kind=size server=service bytes="$(stat -c %s "$bin/status-service")"
+record kind=size server=go bytes="$(stat -c %s "$go_peer")"
 record kind=load phase=end load="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 note "summary"

@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""Start-up time of `status-service serve`: from process start to its first
-answer (any HTTP status) and to its first 200 on /service-a/healthcheck.
+"""Start-up time of a server (`status-service serve`, the Go peer): from
+process start to its first answer (any HTTP status) and to its first 200 on
+/service-a/healthcheck (SERVING).
 
-    startup.py BINARY PORT RUNS
+    startup.py SERVER PORT RUNS COMMAND...
 
 The environment configures the service (SERVICE_NAME=service-a,
-SERVER_PORT=PORT, ...). Prints one JSON line per run (run.sh appends them to
-results.jsonl).
+SERVER_PORT=PORT, ...). Prints one JSON line per run, named SERVER (run.sh
+appends them to results.jsonl).
 """
 import http.client
 import json
@@ -31,10 +32,10 @@ def healthcheck(port):
         connection.close()
 
 
-def once(binary, port):
+def once(command, port):
     """Seconds from start to the first answer and to the first 200."""
     start = time.perf_counter()
-    process = subprocess.Popen([binary, "serve"], stdout=subprocess.DEVNULL)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     first_answer = None
     try:
         while time.perf_counter() - start < LIMIT_SECONDS:
@@ -45,7 +46,7 @@ def once(binary, port):
                 if status == 200:
                     return first_answer, elapsed
             elif process.poll() is not None:
-                sys.exit(f"startup.py: {binary} serve exited with {process.returncode}")
+                sys.exit(f"startup.py: {' '.join(command)} exited with {process.returncode}")
             time.sleep(POLL_SECONDS)
         sys.exit(f"startup.py: no 200 from port {port} within {LIMIT_SECONDS} s")
     finally:
@@ -58,11 +59,12 @@ def once(binary, port):
 
 
 def main():
-    binary, port, runs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    server, port, runs, command = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
     for run in range(1, runs + 1):
-        first_answer, first_200 = once(binary, port)
+        first_answer, first_200 = once(command, port)
         print(json.dumps({
             "kind": "startup",
+            "server": server,
             "run": run,
             "first_answer_ms": round(first_answer * 1000, 2),
             "first_200_ms": round(first_200 * 1000, 2),
