@@ -28,16 +28,21 @@ grpc_load() { # URL CONNECTIONS STREAMS_PER_CONNECTION
 # measure NAME LABEL PATH CONNECTIONS STREAMS: one h2load run; its access-log
 # figures (in the run's steady window) go to $case_dir/NAME.facts.json.
 measure() {
-  local name=$1 label=$2 path=$3 from to
+  local name=$1 label=$2 path=$3 from to a_cpu b_cpu
+  a_cpu=$(cpu_seconds "${service_pid[a]}")
+  b_cpu=$(cpu_seconds "${service_pid[b]}")
   from=$(now)
   grpc_load "http://$scf_host:${ports[$label]}$path" "$4" "$5" >"$case_dir/$name.h2load.json"
   to=$(now)
+  a_cpu=$(python3 -c "print(round(($(cpu_seconds "${service_pid[a]}") - $a_cpu) / ($to - $from), 3))")
+  b_cpu=$(python3 -c "print(round(($(cpu_seconds "${service_pid[b]}") - $b_cpu) / ($to - $from), 3))")
   sleep 1.5 # the log writer flushes in the background
   local since until
   since=$(python3 -c "print($from + 1)")
   until=$(python3 -c "print($to - 0.5)")
   log_scan "${service_log[$label]}" --path "$path" --since "$since" --until "$until" >"$case_dir/$name.log.json"
-  jq --argjson s "$(python3 -c "print($until - $since)")" --argjson concurrency $(($4 * $5)) '{concurrency: $concurrency,
+  jq --argjson s "$(python3 -c "print($until - $since)")" --argjson concurrency $(($4 * $5)) \
+    --argjson a_cpu "$a_cpu" --argjson b_cpu "$b_cpu" '{concurrency: $concurrency, a_cpu: $a_cpu, b_cpu: $b_cpu,
       seconds: $s, calls: ([.path[].count] | add // 0), codes: (.path | map_values(.count)),
       ok_per_s: (((.path.OK.count // 0) / $s) | floor), failure_p90_ms: (.path_failures.p90_ms // 0)}' \
     "$case_dir/$name.log.json" >"$case_dir/$name.facts.json"
@@ -66,7 +71,7 @@ for level in 4 8 12; do
   facts_merge "$facts" "$case_dir/level-$level.facts.json" "{\"path\": $(cat "$case_dir/capacity-path.facts.json"),
     \"b\": $(cat "$case_dir/capacity-b.facts.json"), \"floor\": $goodput_floor}"
   judge "${level}x" "$((level * base)) concurrent GetPeerStatus: OK/s >= $goodput_floor x the path's capacity (measured at $capacity_streams concurrent); DEADLINE_EXCEEDED <= 5% of calls; no UNKNOWN/INTERNAL/CANCELLED; failures' p90 < 1 s" \
-    "$(jq -r '"\(.calls) calls in \(.seconds * 10 | floor / 10) s: \(.codes | to_entries | map("\(.key) \(.value)") | join(", ")); \(.ok_per_s) OK/s (path capacity \(.path.ok_per_s), B alone \(.b.ok_per_s)); failures p90 \(.failure_p90_ms) ms"' "$facts")" \
+    "$(jq -r '"\(.calls) calls in \(.seconds * 10 | floor / 10) s: \(.codes | to_entries | map("\(.key) \(.value)") | join(", ")); \(.ok_per_s) OK/s (path capacity \(.path.ok_per_s), B alone \(.b.ok_per_s)); failures p90 \(.failure_p90_ms) ms; CPU A \(.a_cpu) B \(.b_cpu) core"' "$facts")" \
     "$facts" '.calls >= 1' '.path.ok_per_s >= 1' '.ok_per_s >= .floor * .path.ok_per_s' \
     '(.codes.DEADLINE_EXCEEDED // 0) <= 0.05 * .calls' \
     '([.codes.UNKNOWN, .codes.INTERNAL, .codes.CANCELLED] | map(. // 0) | add) == 0' '.failure_p90_ms < 1000'
