@@ -320,6 +320,44 @@ data "aws_iam_policy_document" "github_deploy_platform" {
     resources = ["arn:${local.partition}:cloudwatch:${local.arn_suffix}:alarm:TargetTracking-service/${local.name}/*"]
   }
 
+  # observability.tf and observability_alarms.tf: the dashboard (dashboards
+  # are global: no region in their ARN), the alarms, the optional alarm topic.
+  statement {
+    sid       = "Dashboard"
+    actions   = ["cloudwatch:DeleteDashboards", "cloudwatch:GetDashboard", "cloudwatch:PutDashboard"]
+    resources = ["arn:${local.partition}:cloudwatch::${local.account_id}:dashboard/${local.name}"]
+  }
+
+  statement {
+    sid = "Alarms"
+    actions = [
+      "cloudwatch:DeleteAlarms", "cloudwatch:ListTagsForResource", "cloudwatch:PutMetricAlarm",
+      "cloudwatch:TagResource", "cloudwatch:UntagResource",
+    ]
+    resources = ["arn:${local.partition}:cloudwatch:${local.arn_suffix}:alarm:${local.name}-*"]
+  }
+
+  statement {
+    sid = "AlarmTopic"
+    actions = [
+      "sns:CreateTopic", "sns:DeleteTopic", "sns:GetSubscriptionAttributes", "sns:GetTopicAttributes",
+      "sns:ListTagsForResource", "sns:SetTopicAttributes", "sns:Subscribe", "sns:TagResource",
+      "sns:Unsubscribe", "sns:UntagResource",
+    ]
+    resources = [
+      "arn:${local.partition}:sns:${local.arn_suffix}:${local.name}-alarms",
+      "arn:${local.partition}:sns:${local.arn_suffix}:${local.name}-alarms:*",
+    ]
+  }
+
+  # The saved Logs Insights query. AWS's Service Authorization Reference lists
+  # no resource type for the query-definition actions, so they take "*".
+  statement {
+    sid       = "QueryDefinitions"
+    actions   = ["logs:DeleteQueryDefinition", "logs:DescribeQueryDefinitions", "logs:PutQueryDefinition"]
+    resources = ["*"]
+  }
+
   statement {
     sid = "EcrRepository"
     actions = [

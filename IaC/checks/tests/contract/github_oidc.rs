@@ -18,10 +18,13 @@ const OIDC_HOST: &str = "token.actions.githubusercontent.com";
 /// IAM's limit for a managed policy, whitespace not counted.
 const MANAGED_POLICY_MAX_CHARS: usize = 6144;
 /// Actions AWS authorises on `"*"` only that are not plain reads.
-const STAR_ONLY_WRITES: [&str; 3] = [
+const STAR_ONLY_WRITES: [&str; 5] = [
     "ecr:GetAuthorizationToken",
     "ecs:RegisterTaskDefinition",
     "ecs:DeregisterTaskDefinition",
+    // The Logs Insights query definition (observability.tf).
+    "logs:PutQueryDefinition",
+    "logs:DeleteQueryDefinition",
 ];
 
 /// One evaluated `statement` block.
