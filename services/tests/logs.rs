@@ -265,11 +265,12 @@ async fn every_request_gets_exactly_one_line_however_it_ends() {
     .await;
 
     // A gRPC caller whose deadline passes while the peer is slow.
+    // The header alone: tonic's client timer would report its own expiry
+    // as CANCELLED, racing the server's DEADLINE_EXCEEDED.
     let mut request = tonic::Request::new(GetPeerStatusRequest {});
-    request.set_timeout(Duration::from_millis(300));
-    request
-        .metadata_mut()
-        .insert("x-request-id", "late-1".parse().expect("ascii"));
+    let metadata = request.metadata_mut();
+    metadata.insert("grpc-timeout", "300m".parse().expect("ascii"));
+    metadata.insert("x-request-id", "late-1".parse().expect("ascii"));
     let error = a
         .grpc()
         .await

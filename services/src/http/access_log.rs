@@ -194,6 +194,7 @@ impl LineFields {
             trace_id = %self.trace.trace_id(),
             span_id = %self.trace.span_id(),
             parent_span_id = self.trace.parent_id().map(tracing::field::display),
+            amzn_trace_root = self.trace.amzn_root(),
             method = self.method.as_str(),
             path,
             rpc,

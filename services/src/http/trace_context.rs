@@ -38,12 +38,18 @@ pub struct TraceContext {
     tracestate: Option<HeaderValue>,
     /// `Sampled=` of the caller's `X-Amzn-Trace-Id`, when it sent one.
     amzn_sampled: Option<Option<char>>,
+    /// The X-Ray root of the caller's `X-Amzn-Trace-Id` (what the ALB's
+    /// access log shows), kept even when a `traceparent` chose the trace.
+    amzn_root: Option<[u8; 16]>,
 }
 
 impl TraceContext {
     /// The context of an incoming request, from its headers.
     pub(crate) fn from_headers(headers: &HeaderMap) -> Self {
         let span_id = random_id::<8>();
+        let amzn = headers.get(AMZN_TRACE_ID).and_then(parse_amzn);
+        let amzn_sampled = amzn.as_ref().map(|amzn| amzn.sampled);
+        let amzn_root = amzn.as_ref().map(|amzn| amzn.trace_id);
         if let Some((trace_id, parent_id, flags)) =
             headers.get(TRACEPARENT).and_then(parse_traceparent)
         {
@@ -53,20 +59,19 @@ impl TraceContext {
                 parent_id: Some(parent_id),
                 flags,
                 tracestate: headers.get(TRACESTATE).filter(|v| is_passable(v)).cloned(),
-                amzn_sampled: headers
-                    .get(AMZN_TRACE_ID)
-                    .and_then(parse_amzn)
-                    .map(|amzn| amzn.sampled),
+                amzn_sampled,
+                amzn_root,
             };
         }
-        if let Some(amzn) = headers.get(AMZN_TRACE_ID).and_then(parse_amzn) {
+        if let Some(amzn) = amzn {
             return Self {
                 trace_id: amzn.trace_id,
                 span_id,
                 parent_id: amzn.parent_id,
                 flags: u8::from(amzn.sampled == Some('1')),
                 tracestate: None,
-                amzn_sampled: Some(amzn.sampled),
+                amzn_sampled,
+                amzn_root,
             };
         }
         Self {
@@ -77,7 +82,17 @@ impl TraceContext {
             flags: 0,
             tracestate: None,
             amzn_sampled: None,
+            amzn_root: None,
         }
+    }
+
+    /// The caller's X-Ray root (`1-5759e988-bd862e3fe1be46a994272793`, as
+    /// the ALB logs it), when it sent an `X-Amzn-Trace-Id`.
+    pub fn amzn_root(&self) -> Option<String> {
+        self.amzn_root.map(|root| {
+            let hex = Hex(&root).to_string();
+            format!("1-{}-{}", &hex[..8], &hex[8..])
+        })
     }
 
     pub fn trace_id(&self) -> Hex<'_> {
@@ -108,14 +123,9 @@ impl TraceContext {
         if let Some(state) = &self.tracestate {
             headers.push((TRACESTATE, state.clone()));
         }
-        if let Some(sampled) = self.amzn_sampled {
-            let hex = self.trace_id().to_string();
-            let mut amzn = format!(
-                "Root=1-{}-{};Parent={}",
-                &hex[..8],
-                &hex[8..],
-                self.span_id()
-            );
+        if let (Some(sampled), Some(root)) = (self.amzn_sampled, self.amzn_root()) {
+            // The root that came in, so the call keeps its X-Ray trace.
+            let mut amzn = format!("Root={root};Parent={}", self.span_id());
             if let Some(sampled) = sampled {
                 let _ = write!(amzn, ";Sampled={sampled}");
             }
@@ -320,6 +330,28 @@ mod tests {
                 "Root=1-5759e988-bd862e3fe1be46a994272793;Parent={};Sampled=1",
                 context.span_id()
             )
+        );
+    }
+
+    #[test]
+    fn the_albs_root_is_kept_beside_a_callers_traceparent() {
+        let context = TraceContext::from_headers(&headers(&[
+            (TRACEPARENT, &format!("00-{TRACE}-{PARENT}-01")),
+            (AMZN_TRACE_ID, "Root=1-5759e988-bd862e3fe1be46a994272793"),
+        ]));
+        assert_eq!(context.trace_id().to_string(), TRACE);
+        assert_eq!(
+            context.amzn_root().as_deref(),
+            Some("1-5759e988-bd862e3fe1be46a994272793")
+        );
+        let outgoing = context.outgoing_headers();
+        assert!(
+            outgoing[1]
+                .1
+                .to_str()
+                .expect("ascii")
+                .starts_with("Root=1-5759e988-bd862e3fe1be46a994272793;Parent="),
+            "{outgoing:?}"
         );
     }
 
