@@ -54,7 +54,7 @@ fi
 # Ports: the local pair is fixed at 8201/8202 by `status-service local`.
 ceiling_axum_port=18401 ceiling_tonic_port=18402
 two_hop_tonic_rest=18411 two_hop_tonic_grpc=18412 two_hop_hyper_rest=18421 two_hop_hyper_grpc=18422
-log_info_port=18301 log_warn_port=18302
+log_info_port=18301 log_warn_port=18302 # and the A/B variants on 18303-18307
 serve_a_port=18201 serve_b_port=18202 startup_port=18501
 go_a_port=18601 go_b_port=18602 go_startup_port=18611
 
@@ -299,7 +299,7 @@ check_grpc() {
 # --- the local pair and the ceilings ---------------------------------------------
 note "starting the local pair and the ceilings"
 check_free 8201 8202 "$ceiling_axum_port" "$ceiling_tonic_port" "$two_hop_tonic_rest" "$two_hop_tonic_grpc" \
-  "$two_hop_hyper_rest" "$two_hop_hyper_grpc" "$log_info_port" "$log_warn_port" \
+  "$two_hop_hyper_rest" "$two_hop_hyper_grpc" "$log_info_port" "$log_warn_port" {18303..18307} \
   "$serve_a_port" "$serve_b_port" "$startup_port" "$go_a_port" "$go_b_port" "$go_startup_port"
 start local env LOG_FORMAT=json RUST_LOG=info "$bin/status-service" local
 local_pid=$started
@@ -399,16 +399,32 @@ for ((rep = 1; rep <= reps; rep++)); do
   run_many go "$go_a_port" "$rep"
 done
 
-note "request logging: /service-a/status, HTTP/1.1, 64 connections, RUST_LOG=info vs warn"
-serve log-info service-a "$log_info_port" 8202 info
-wait_for log-info "$started" "$(rest_url "$log_info_port" healthcheck)"
-cpu_pids[info]=$(child_of "$started")
-serve log-warn service-a "$log_warn_port" 8202 warn
-wait_for log-warn "$started" "$(rest_url "$log_warn_port" healthcheck)"
-cpu_pids[warn]=$(child_of "$started")
+# Request logs, log pipelines and EMF, side by side: each variant a
+# `serve` of service-a (its peer the local pair's service-b), /status at 64
+# connections, interleaved with the axum ceiling. service-ab is the same app
+# with another log pipeline (bench/src/bin/service-ab.rs).
+note "A/B: request logs, log pipelines, EMF: /service-a/status, HTTP/1.1, 64 connections"
+ab_variant() { # NAME PORT PROGRAM [ENV...]: starts a variant
+  local name=$1 port=$2 program=$3
+  shift 3
+  serve_env service-a "$port" 8202 info
+  start "$name" env "${senv[@]}" "$@" "$program" serve
+  wait_for "$name" "$started" "$(rest_url "$port" healthcheck)"
+  cpu_pids[$name]=$(child_of "$started")
+  ab_ports[$name]=$port
+}
+declare -A ab_ports=()
+ab_variant info "$log_info_port" "$bin/status-service"
+ab_variant warn "$log_warn_port" "$bin/status-service" RUST_LOG=warn
+ab_variant ab-ours $((log_info_port + 2)) "$bin/service-ab" BENCH_LOGS=ours
+ab_variant ab-fmt-json $((log_info_port + 3)) "$bin/service-ab" BENCH_LOGS=fmt-json
+ab_variant ab-appender $((log_info_port + 4)) "$bin/service-ab" BENCH_LOGS=appender
+ab_variant emf-1s $((log_info_port + 5)) "$bin/status-service" EMF_INTERVAL=1s
+ab_variant emf-off $((log_info_port + 6)) "$bin/status-service" EMF_INTERVAL=0s
 for ((rep = 1; rep <= reps; rep++)); do
-  run_wrk logging info status 64 "$rep" "$(rest_url "$log_info_port" status)"
-  run_wrk logging warn status 64 "$rep" "$(rest_url "$log_warn_port" status)"
+  for variant in info warn ab-ours ab-fmt-json ab-appender emf-1s emf-off; do
+    run_wrk logging "$variant" status 64 "$rep" "$(rest_url "${ab_ports[$variant]}" status)"
+  done
   run_wrk logging ceiling status 64 "$rep" "$(rest_url "$ceiling_axum_port" status)"
 done
 cleanup # the rest measures one service alone

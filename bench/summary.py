@@ -184,26 +184,67 @@ def many_table(res, many_conns):
     return lines + [""]
 
 
+AB_VARIANTS = (
+    ("info", "`status-service serve`, logs on (RUST_LOG=info)"),
+    ("warn", "`status-service serve`, logs off (RUST_LOG=warn)"),
+    ("ab-ours", "service-ab: our JsonLines + our BatchWriter (control)"),
+    ("ab-fmt-json", "service-ab: tracing-subscriber's JSON formatter + our BatchWriter"),
+    ("ab-appender", "service-ab: our JsonLines + tracing-appender's non-blocking writer (lossless)"),
+    ("emf-1s", "`status-service serve`, EMF lines written every second (EMF_INTERVAL=1s)"),
+    ("emf-off", "`status-service serve`, EMF writing off (EMF_INTERVAL=0s)"),
+    ("ceiling", "bare axum"),
+)
+# (variant, its control, what the comparison decides)
+AB_PAIRS = (
+    ("info", "warn", "request logs (one JSON line per request)"),
+    ("ab-fmt-json", "ab-ours", "tracing-subscriber's JSON formatter instead of our JsonLines"),
+    ("ab-appender", "ab-ours", "tracing-appender's non-blocking writer instead of our BatchWriter"),
+    ("emf-1s", "emf-off", "EMF writing every second (recording is on in both)"),
+)
+
+
+def ab_verdicts(res):
+    """(text, library_wins) per A/B pair, from the medians."""
+    out = []
+    for variant, control, what in AB_PAIRS:
+        m = lambda t, key: res.median("logging", t, "status", 64, key)  # noqa: E731
+        rps, base_rps, cpu, base_cpu = m(variant, "rps"), m(control, "rps"), m(variant, "cpu_us"), m(control, "cpu_us")
+        if None in (rps, base_rps, cpu, base_cpu):
+            continue
+        out.append((variant, what, rps / base_rps - 1, cpu - base_cpu, cpu, base_cpu))
+    return out
+
+
 def logging_table(res):
     if not res.has("logging"):
         return []
     lines = [
-        "### Request logging: /service-a/status, HTTP/1.1 (wrk), 64 connections",
+        "### A/B: request logs, log pipelines and EMF: /service-a/status, HTTP/1.1 (wrk), 64 connections",
         "",
-        "Two `status-service serve` (service-a) side by side, one with `RUST_LOG=info` (one JSON line per request),",
-        "one with `RUST_LOG=warn` (no request lines), and the axum ceiling, interleaved.",
+        "Each variant is a `serve` of service-a of its own, run interleaved with the others and the axum ceiling.",
+        "`service-ab` (bench/src/bin/service-ab.rs) is the service's own library and app with another log",
+        "pipeline installed; production code has no switch for it.",
         "",
-        "| | req/s | vs ceiling | CPU µs/req | p50 ms | p99 ms | p99.9 ms | errors |",
+        "| variant | req/s | vs ceiling | CPU µs/req | p50 ms | p99 ms | p99.9 ms | errors |",
         "|---|--:|--:|--:|--:|--:|--:|--:|",
     ]
     ceiling = res.median("logging", "ceiling", "status", 64, "rps")
-    for label, t in (("logs on (info)", "info"), ("logs off (warn)", "warn"), ("bare axum", "ceiling")):
+    for t, label in AB_VARIANTS:
+        if not res.has("logging", t):
+            continue
         m = lambda key: res.median("logging", t, "status", 64, key)  # noqa: E731
         lines.append(f"| {label} | {rate(m('rps'))} | {times(ratio(m('rps'), ceiling))} | {micros(m('cpu_us'))} "
                      f"| {ms(m('p50_us'))} | {ms(m('p99_us'))} | {ms(m('p999_us'))} | {res.errors('logging', t, 'status', 64)} |")
-    info, warn = (res.median("logging", t, "status", 64, "rps") for t in ("info", "warn"))
-    cost = None if ratio(info, warn) is None else 1 - ratio(info, warn)
-    return lines + ["", f"Cost of the request logs: **{'–' if cost is None else f'{cost:.1%}'}** of the throughput (1 − info/warn).", ""]
+    lines += ["", "| change | req/s | CPU per request | |", "|---|--:|--:|---|"]
+    for variant, what, rps_change, cpu_change, cpu, base_cpu in ab_verdicts(res):
+        if variant in ("ab-fmt-json", "ab-appender"):
+            # Ours stays only when clearly cheaper (5% less CPU per request).
+            verdict = (f"ours is {1 - base_cpu / cpu:.0%} cheaper: kept" if base_cpu <= 0.95 * cpu
+                       else "no clear saving from ours: the library should replace it")
+        else:
+            verdict = "its cost"
+        lines.append(f"| {what} | {rps_change:+.1%} | {cpu_change:+.1f} µs ({cpu:.1f} vs {base_cpu:.1f}) | {verdict} |")
+    return lines + [""]
 
 
 def soak_verdict(samples):
