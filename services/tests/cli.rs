@@ -247,3 +247,79 @@ fn a_second_signal_exits_at_once_during_the_drain() {
         "{messages:?}"
     );
 }
+
+/// A stream held open past SHUTDOWN_TIMEOUT is closed at the bound, and the
+/// lines written then (the warning, the stream's access line, "stopped")
+/// still reach stdout: the log writer outlives every connection task.
+#[tokio::test]
+async fn lines_logged_at_a_forced_shutdown_are_written() {
+    let port = free_port();
+    let mut server = Command::new(BINARY)
+        .args(["serve"])
+        .env("SERVICE_NAME", "service-a")
+        .env("SERVER_PORT", port.to_string())
+        .env("BIND_ADDRESS", "127.0.0.1")
+        .env("PEER_URL", "http://127.0.0.1:9")
+        .env("DRAIN_DELAY", "0s")
+        .env("SHUTDOWN_TIMEOUT", "500ms")
+        .env("LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("server starts");
+    let address: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let channel = loop {
+        if let Ok(channel) = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+            .expect("url")
+            .connect()
+            .await
+        {
+            break channel;
+        }
+        assert!(Instant::now() < deadline, "never listening");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // gRPC health's Watch never ends by itself: only the bound ends it.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let mut request = tonic::Request::new(tonic_health::pb::HealthCheckRequest::default());
+    request
+        .metadata_mut()
+        .insert("x-request-id", "held-1".parse().expect("ascii"));
+    let mut watch = health.watch(request).await.expect("watch").into_inner();
+    watch.message().await.expect("first update");
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let exit = tokio::task::spawn_blocking(move || {
+        let exit = server.wait().expect("exits");
+        let mut stdout = String::new();
+        std::io::Read::read_to_string(server.stdout.as_mut().expect("piped"), &mut stdout)
+            .expect("read");
+        (exit, stdout)
+    });
+    let (exit, stdout) = exit.await.expect("task");
+    assert_eq!(exit.code(), Some(0));
+    let messages: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("JSON line"))
+        .collect();
+    let held = messages
+        .iter()
+        .find(|line| line["request_id"] == "held-1")
+        .unwrap_or_else(|| panic!("no line for the held stream in:\n{stdout}"));
+    assert_eq!(held["outcome"], "cancelled", "{held}");
+    assert!(
+        messages
+            .iter()
+            .any(|line| line["message"] == "connections still open: closing them"),
+        "{stdout}"
+    );
+    assert_eq!(
+        messages.last().expect("lines")["message"],
+        "stopped",
+        "{stdout}"
+    );
+}
