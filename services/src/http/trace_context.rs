@@ -143,7 +143,19 @@ pub struct Hex<'a>(&'a [u8]);
 
 impl fmt::Display for Hex<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
+        // One write per 32 bytes, not a formatted write per byte: ids are
+        // written in every request line.
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut text = [0u8; 64];
+        for chunk in self.0.chunks(32) {
+            for (pair, byte) in text.chunks_exact_mut(2).zip(chunk) {
+                pair[0] = DIGITS[usize::from(byte >> 4)];
+                pair[1] = DIGITS[usize::from(byte & 0x0f)];
+            }
+            let hex = std::str::from_utf8(&text[..chunk.len() * 2]).map_err(|_| fmt::Error)?;
+            f.write_str(hex)?;
+        }
+        Ok(())
     }
 }
 
@@ -238,6 +250,14 @@ fn random_id<const N: usize>() -> [u8; N] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_is_two_lowercase_digits_a_byte() {
+        for bytes in [&[][..], &[0x00], &[0x0f, 0xa0, 0xff], &[0xab; 40]] {
+            let expected: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(Hex(bytes).to_string(), expected, "{bytes:?}");
+        }
+    }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut headers = HeaderMap::new();

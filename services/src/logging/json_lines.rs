@@ -95,15 +95,34 @@ impl Visit for JsonFields<'_, '_> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn text::Debug) {
-        // Formatted messages and `?value` fields.
-        let value = format!("{value:?}");
-        self.field(field, |w| write_json_string(w, &value));
+        // Formatted messages and `?value` / `%value` fields, escaped as
+        // they are formatted: no String per field.
+        self.field(field, |w| {
+            w.write_char('"')?;
+            text::Write::write_fmt(&mut JsonEscaped(w), format_args!("{value:?}"))?;
+            w.write_char('"')
+        });
+    }
+}
+
+/// Escapes what is written through it as the inside of a JSON string.
+struct JsonEscaped<'a, W>(&'a mut W);
+
+impl<W: text::Write> text::Write for JsonEscaped<'_, W> {
+    fn write_str(&mut self, text: &str) -> text::Result {
+        write_json_chars(self.0, text)
     }
 }
 
 /// `value` as a JSON string literal.
 fn write_json_string(writer: &mut impl text::Write, value: &str) -> text::Result {
     writer.write_char('"')?;
+    write_json_chars(writer, value)?;
+    writer.write_char('"')
+}
+
+/// `value` escaped as the inside of a JSON string literal.
+fn write_json_chars(writer: &mut impl text::Write, value: &str) -> text::Result {
     let mut clean_from = 0;
     // Every byte that needs escaping is ASCII, so slicing around it is safe.
     for (at, byte) in value.bytes().enumerate() {
@@ -124,8 +143,7 @@ fn write_json_string(writer: &mut impl text::Write, value: &str) -> text::Result
         }
         clean_from = at + 1;
     }
-    writer.write_str(&value[clean_from..])?;
-    writer.write_char('"')
+    writer.write_str(&value[clean_from..])
 }
 
 #[cfg(test)]
@@ -162,7 +180,7 @@ mod tests {
         let subscriber = subscriber(LogFormat::Json, EnvFilter::new("info"), writer, false);
         let awkward = "quote \" backslash \\ newline \n tab \t bell \u{7} é 漢";
         tracing::subscriber::with_default(subscriber, || {
-            tracing::info!(text = awkward, count = 42_u64, delta = -7_i64, ok = true, ratio = 0.25, code = ?Some(3), "hello {}", "world");
+            tracing::info!(text = awkward, count = 42_u64, delta = -7_i64, ok = true, ratio = 0.25, code = ?Some(3), debug_text = ?awkward, shown = %awkward, "hello {}", "world");
             tracing::warn!(nan = f64::NAN, message = "plain");
         });
         drop(guard);
@@ -186,6 +204,9 @@ mod tests {
             (Some(true), Some(0.25))
         );
         assert_eq!(first["code"], "Some(3)");
+        // Debug and Display values are escaped as they are formatted.
+        assert_eq!(first["debug_text"], format!("{awkward:?}"));
+        assert_eq!(first["shown"], awkward);
         let stamp = first["timestamp"].as_str().unwrap();
         assert!(humantime::parse_rfc3339(stamp).is_ok(), "{stamp}");
         assert_eq!(
