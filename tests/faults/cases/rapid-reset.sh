@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Case rapid-reset: HEADERS + RST_STREAM in a loop on one connection
-# (CVE-2023-44487), reconnecting after each GOAWAY for 6 s. Each of the
-# attacker's connections must get a GOAWAY, the process's CPU stay bounded
-# (measured without a CPU quota, so the cost shows), and other clients be
-# served as usual. Run by run.sh.
+# (CVE-2023-44487) as raw frames in bursts of 500 streams, reconnecting after
+# each GOAWAY for 6 s. Each of the attacker's connections must be ended by
+# the server, the process's CPU stay bounded (measured without a CPU quota,
+# so the cost shows), and other clients be served as usual. Run by run.sh.
 set -euo pipefail
 # shellcheck source=tests/faults/lib/common.sh
 source "$(dirname "$0")/../lib/common.sh"
@@ -30,7 +30,7 @@ log "attack: $(cat "$case_dir/attack.json")"
 facts="$case_dir/facts.json"
 facts_merge "$facts" "$case_dir/attack.json" "{\"cpu_cores\": $(python3 -c "print(round(($cpu_after - $cpu_before) / $attack_seconds, 3))"),
   \"bound\": $cpu_bound, \"others\": $(health_summary "$polls"), \"alive\": $(alive "$pid" && echo true || echo false)}"
-judge attacker "every attacker connection ended by the server: GOAWAY (or a reset that can hide it); 6 s of attack, reconnecting" \
+judge attacker "every attacker connection ended by the server: GOAWAY (or a reset that can hide it); 6 s of raw bursts of 500 HEADERS + RST_STREAM, reconnecting" \
   "$(jq -r '"\(.connections) connections: \(.ended_by | to_entries | map("\(.key) \(.value)") | join(", ")); codes \(.goaway_codes | to_entries | map("\(.key) x\(.value)") | join(", ")); \(.streams_sent) streams, median \(.streams_before_goaway_median) per connection"' "$facts")" \
   "$facts" '.goaways >= 1' '(.ended_by.goaway // 0) + (.ended_by.closed // 0) >= .connections - 1'
 judge cpu "process CPU < $cpu_bound core over the attack (no quota); alive" \
