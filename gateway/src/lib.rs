@@ -7,15 +7,22 @@
 //! The JSON impls come from `status-api` (pbjson), so there is one source of
 //! truth: `proto/`.
 //!
-//! | route | answers |
-//! |---|---|
-//! | `GET /{service}/healthcheck` | `{"status":"SERVING"}` 200, or 503 while draining |
-//! | `GET /{service}/status` | `ServiceStatus` |
-//! | `GET /{service}/other-status` | `GetPeerStatusResponse` (503/504 when the peer fails) |
+//! | route | rpc | answers |
+//! |---|---|---|
+//! | `GET /{service}/healthcheck` | `grpc.health.v1.Health/Check` | `{"status":"SERVING"}` 200, or 503 while draining |
+//! | `GET /{service}/status` | `GetStatus` | `ServiceStatus` (`response_body: "status"`) |
+//! | `GET /{service}/other-status` | `GetPeerStatus` | `GetPeerStatusResponse` (503/504 when the peer fails) |
+//!
+//! The contract declares these routes (`google.api.http`, relative to the
+//! `/{service}` prefix); [`routes`] holds them as a table, checked against
+//! the descriptor set by `tests/annotations.rs`.
 //!
 //! Errors are JSON too, with the HTTP status that matches the gRPC code
 //! (never a 200), in the shape of Google's JSON APIs:
 //! `{"error":{"code":503,"status":"UNAVAILABLE","message":"..."}}`.
+
+mod error;
+pub mod routes;
 
 use std::sync::Arc;
 
@@ -26,30 +33,39 @@ use axum::{
     extract::{Request, State},
     http::{HeaderValue, StatusCode, header::CONTENT_TYPE},
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{MethodFilter, on},
 };
 use status_api::v1::{
     GetPeerStatusRequest, GetPeerStatusResponse, GetStatusRequest, ServiceStatus,
     status_service_server::StatusService,
 };
-use tonic::{Code, metadata::MetadataMap};
+use tonic::metadata::MetadataMap;
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_server::Health,
 };
 
+pub use error::{ApiError, http_status};
+use routes::{GET_PEER_STATUS, GET_STATUS, HEALTHCHECK, Route};
+
 /// Path of the health check route: the ALB target group's health check.
 pub fn healthcheck_path(service: &str) -> String {
-    format!("/{service}/healthcheck")
+    HEALTHCHECK.path_for(service)
 }
 
 /// Path of the route answering this service's `GetStatus`.
 pub fn status_path(service: &str) -> String {
-    format!("/{service}/status")
+    GET_STATUS.path_for(service)
 }
 
 /// Path of the route answering `GetPeerStatus` (a call through to the peer).
 pub fn other_status_path(service: &str) -> String {
-    format!("/{service}/other-status")
+    GET_PEER_STATUS.path_for(service)
+}
+
+/// The method filter of a route from the table. Every method the table uses
+/// (GET) has one, so the fallback to GET is never taken.
+fn method_filter(route: &Route) -> MethodFilter {
+    MethodFilter::try_from(route.method.clone()).unwrap_or(MethodFilter::GET)
 }
 
 /// The REST routes of the service named `service`, answering from `status`
@@ -61,10 +77,14 @@ where
     S: StatusService,
     H: Health,
 {
+    let route = |route: &Route| (route.path_for(service), method_filter(route));
+    let (health_path, health_method) = route(&HEALTHCHECK);
+    let (status_path, status_method) = route(&GET_STATUS);
+    let (peer_path, peer_method) = route(&GET_PEER_STATUS);
     Router::new()
-        .route(&healthcheck_path(service), get(healthcheck::<S, H>))
-        .route(&status_path(service), get(get_status::<S, H>))
-        .route(&other_status_path(service), get(get_peer_status::<S, H>))
+        .route(&health_path, on(health_method, healthcheck::<S, H>))
+        .route(&status_path, on(status_method, get_status::<S, H>))
+        .route(&peer_path, on(peer_method, get_peer_status::<S, H>))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(Backends {
@@ -210,101 +230,4 @@ async fn not_found() -> ApiError {
 
 async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
-}
-
-/// Why a REST request failed. Renders as a JSON error with a matching HTTP
-/// status; server-side faults are logged and their details not sent.
-#[derive(Debug)]
-pub enum ApiError {
-    /// The gRPC implementation answered with an error status.
-    Grpc(tonic::Status),
-    /// No route has this path.
-    NotFound,
-    /// The path exists, the method does not (only GET and HEAD do).
-    MethodNotAllowed,
-}
-
-impl From<tonic::Status> for ApiError {
-    fn from(status: tonic::Status) -> Self {
-        Self::Grpc(status)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (http, status_name, message) = match self {
-            Self::NotFound => (
-                StatusCode::NOT_FOUND,
-                "NOT_FOUND",
-                "no such route".to_owned(),
-            ),
-            Self::MethodNotAllowed => (
-                StatusCode::METHOD_NOT_ALLOWED,
-                "METHOD_NOT_ALLOWED",
-                "only GET and HEAD are allowed here".to_owned(),
-            ),
-            Self::Grpc(status) => {
-                let code = status.code();
-                let message = if is_server_fault(code) {
-                    tracing::error!(code = ?code, message = status.message(), "request failed");
-                    "internal error".to_owned()
-                } else {
-                    status.message().to_owned()
-                };
-                (http_status(code), grpc_code_name(code), message)
-            }
-        };
-        let body = serde_json::json!({
-            "error": { "code": http.as_u16(), "status": status_name, "message": message }
-        });
-        (http, Json(body)).into_response()
-    }
-}
-
-/// Codes whose messages may carry internals that callers should not see.
-fn is_server_fault(code: Code) -> bool {
-    matches!(code, Code::Internal | Code::Unknown | Code::DataLoss)
-}
-
-/// The HTTP status for a gRPC code, as google.rpc.Code documents it.
-pub fn http_status(code: Code) -> StatusCode {
-    match code {
-        Code::Ok => StatusCode::OK,
-        Code::Cancelled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
-        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => {
-            StatusCode::BAD_REQUEST
-        }
-        Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
-        Code::NotFound => StatusCode::NOT_FOUND,
-        Code::AlreadyExists | Code::Aborted => StatusCode::CONFLICT,
-        Code::PermissionDenied => StatusCode::FORBIDDEN,
-        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
-        Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
-        Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
-        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        Code::Unknown | Code::Internal | Code::DataLoss => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
-
-/// The canonical upper-case name of a gRPC code ("UNAVAILABLE").
-pub fn grpc_code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
 }

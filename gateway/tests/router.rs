@@ -2,96 +2,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 
-use axum::body::Body;
-use http::{Request, StatusCode};
-use http_body_util::BodyExt;
-use status_api::v1::{
-    GetPeerStatusRequest, GetPeerStatusResponse, GetStatusRequest, GetStatusResponse,
-    ServiceStatus, WatchStatusRequest, WatchStatusResponse, status_service_server::StatusService,
-};
-use tonic::{Code, Response, Status};
-use tonic_health::{
-    ServingStatus,
-    server::{HealthReporter, HealthService},
-};
-use tower::ServiceExt;
-
-/// Answers GetStatus with a fixed status, GetPeerStatus with a chosen
-/// error, and remembers the request ids it saw.
-#[derive(Default)]
-struct StandIn {
-    peer_error: Option<(Code, &'static str)>,
-    request_ids: Mutex<Vec<String>>,
-    /// Reported as cpu_percent; a test changes it between calls.
-    cpu_percent: Mutex<f64>,
-}
-
-#[tonic::async_trait]
-impl StatusService for StandIn {
-    async fn get_status(
-        &self,
-        request: tonic::Request<GetStatusRequest>,
-    ) -> Result<Response<GetStatusResponse>, Status> {
-        if let Some(id) = request.metadata().get("x-request-id") {
-            self.request_ids
-                .lock()
-                .unwrap()
-                .push(id.to_str().unwrap().to_owned());
-        }
-        let status = ServiceStatus {
-            service: "service-x".into(),
-            cpu_percent: *self.cpu_percent.lock().unwrap(),
-            ..Default::default()
-        };
-        Ok(Response::new(GetStatusResponse {
-            status: Some(status),
-        }))
-    }
-
-    async fn get_peer_status(
-        &self,
-        _: tonic::Request<GetPeerStatusRequest>,
-    ) -> Result<Response<GetPeerStatusResponse>, Status> {
-        match self.peer_error {
-            Some((code, message)) => Err(Status::new(code, message)),
-            None => Ok(Response::new(GetPeerStatusResponse {
-                peer_address: "http://peer:1".into(),
-                ..Default::default()
-            })),
-        }
-    }
-
-    type WatchStatusStream = tokio_stream::Empty<Result<WatchStatusResponse, Status>>;
-
-    async fn watch_status(
-        &self,
-        _: tonic::Request<WatchStatusRequest>,
-    ) -> Result<Response<Self::WatchStatusStream>, Status> {
-        Err(Status::unimplemented("not served over REST"))
-    }
-}
-
-async fn health(serving: ServingStatus) -> Arc<HealthService> {
-    let reporter = HealthReporter::new();
-    reporter.set_service_status("", serving).await;
-    Arc::new(HealthService::from_health_reporter(reporter))
-}
-
-async fn call(router: axum::Router, method: &str, path: &str) -> (StatusCode, serde_json::Value) {
-    let request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("x-request-id", "id-1")
-        .body(Body::empty())
-        .unwrap();
-    let response = router.oneshot(request).await.unwrap();
-    let status = response.status();
-    assert_eq!(response.headers()["content-type"], "application/json");
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&body).unwrap())
-}
+use common::{StandIn, call, health};
+use http::StatusCode;
+use tonic::Code;
+use tonic_health::{ServingStatus, server::HealthService};
 
 fn router(status: StandIn, health: Arc<HealthService>) -> (axum::Router, Arc<StandIn>) {
     let status = Arc::new(status);
@@ -118,8 +36,11 @@ async fn status_is_the_proto3_json_of_the_message_and_gets_the_headers() {
     assert_eq!(body["cpu_percent"], 50.0);
     // Default values are written out, not dropped, so the shape is stable.
     assert_eq!(body["memory_percent"], 0.0);
-    assert_eq!(body["status"], "STATE_UNSPECIFIED");
-    assert_eq!(*stand_in.request_ids.lock().unwrap(), ["id-1", "id-1"]);
+    assert_eq!(body["state"], "STATE_UNSPECIFIED");
+    assert_eq!(
+        *stand_in.record.request_ids.lock().unwrap(),
+        ["id-1", "id-1"]
+    );
 }
 
 #[tokio::test]

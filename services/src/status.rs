@@ -91,7 +91,7 @@ pub struct Identity {
     pub hostname: String,
     pub start_time: SystemTime,
     /// `start_time` as the message carries it, converted once.
-    start_timestamp: pbjson_types::Timestamp,
+    start_timestamp: status_api::Timestamp,
     /// Filled in once the metadata endpoint has answered (on ECS only).
     pub ecs_task: OnceLock<EcsTask>,
 }
@@ -165,7 +165,7 @@ impl StatusApi {
         };
         Ok(ServiceStatus {
             service: identity.service.clone(),
-            status: state.into(),
+            state: state.into(),
             version: identity.version.clone(),
             hostname: identity.hostname.clone(),
             start_time: Some(identity.start_timestamp),
@@ -189,7 +189,7 @@ impl StatusApi {
     }
 }
 
-fn timestamp(time: SystemTime) -> pbjson_types::Timestamp {
+fn timestamp(time: SystemTime) -> status_api::Timestamp {
     chrono::DateTime::<chrono::Utc>::from(time).into()
 }
 

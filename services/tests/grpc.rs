@@ -28,7 +28,7 @@ async fn get_status_and_get_peer_status_in_both_directions() {
             .into_inner();
         let own = own.status.expect("status");
         assert_eq!(own.service, service.name);
-        assert_eq!(own.status(), State::Running);
+        assert_eq!(own.state(), State::Running);
         assert_eq!(own.version, env!("CARGO_PKG_VERSION"));
         assert!(own.memory_total_bytes > 0 && own.process_memory_bytes > 0);
         assert!(own.start_time.is_some() && own.sample_time.is_some() && own.uptime.is_some());

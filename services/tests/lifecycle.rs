@@ -58,7 +58,7 @@ async fn health_flips_at_once_and_requests_are_served_through_the_drain() {
         .await
         .expect("served while draining");
     assert_eq!(
-        answer.into_inner().status.expect("status").status(),
+        answer.into_inner().status.expect("status").state(),
         State::Draining
     );
     assert_eq!(

@@ -29,7 +29,15 @@ async fn every_rest_path_answers_json_over_http1_and_h2c() {
             assert_eq!(status.status, StatusCode::OK, "{name} {version:?}");
             let body = status.json();
             assert_eq!(body["service"], name);
-            assert_eq!(body["status"], "STATE_RUNNING");
+            assert_eq!(body["state"], "STATE_RUNNING");
+            // proto3 JSON: timestamps Z-normalised.
+            for field in ["start_time", "sample_time"] {
+                let time = body[field].as_str().unwrap_or_default();
+                assert!(
+                    time.ends_with('Z') && !time.contains("+00:00"),
+                    "{field}: {body}"
+                );
+            }
             // The original API's fields, with their meanings.
             assert!(
                 body["cpu_percent"].is_number() && body["memory_percent"].is_number(),

@@ -30,7 +30,7 @@ for name, address in SERVICES.items():
         )
         own = status.status
         check(own.service == name, f"{name}: GetStatus names {own.service!r}")
-        check(own.status == status_pb2.ServiceStatus.STATE_RUNNING, f"{name}: not running")
+        check(own.state == status_pb2.ServiceStatus.STATE_RUNNING, f"{name}: not running")
         check(own.memory_total_bytes > 0 and own.process_memory_bytes > 0, f"{name}: no memory figures")
         check(own.HasField("start_time") and own.HasField("uptime"), f"{name}: no start time or uptime")
         check(not own.HasField("ecs_task"), f"{name}: ecs_task outside ECS")

