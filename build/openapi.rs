@@ -24,7 +24,7 @@ const HEALTH_CHECK: &str = "grpc.health.v1.Health.Check";
 /// Component name of the REST error body.
 const ERROR_SCHEMA: &str = "google.rpc.Status";
 /// The path of the document itself, under the service's prefix.
-pub const DOCUMENT_PATH: &str = "/openapi.json";
+const DOCUMENT_PATH: &str = "/openapi.json";
 /// google.rpc.Code names, by number.
 const CODE_NAMES: [&str; 17] = [
     "OK",
@@ -48,7 +48,11 @@ const CODE_NAMES: [&str; 17] = [
 
 /// The document, pretty-printed. `servers` names the `/{service}` prefix;
 /// each service replaces it with its own (`/service-a`) when serving it.
-pub fn document(pool: &DescriptorPool, routes: &[RestRoute], version: &str) -> Result<String> {
+pub(crate) fn document(
+    pool: &DescriptorPool,
+    routes: &[RestRoute],
+    version: &str,
+) -> Result<String> {
     let mut schemas = BTreeMap::new();
     let mut paths = serde_json::Map::new();
     for route in routes {

@@ -11,18 +11,18 @@ use yaml_rust2::{Yaml, YamlLoader};
 
 /// One REST route of the contract.
 #[derive(Debug, Clone)]
-pub struct RestRoute {
+pub(crate) struct RestRoute {
     /// `package.Service.Method`.
-    pub selector: String,
-    pub method: &'static str,
+    pub(crate) selector: String,
+    pub(crate) method: &'static str,
     /// Relative to the service's prefix, e.g. `/status`.
-    pub path: String,
+    pub(crate) path: String,
     /// The request field taken from the body; empty: none.
-    pub body: String,
+    pub(crate) body: String,
     /// The response field sent as the body; empty: the whole message.
-    pub response_body: String,
+    pub(crate) response_body: String,
     /// The file that declares it.
-    pub source: String,
+    pub(crate) source: String,
 }
 
 const METHODS: [(&str, &str); 5] = [
@@ -36,7 +36,7 @@ const METHODS: [(&str, &str); 5] = [
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
 /// Every `google.api.http` option on the methods of `package`'s services.
-pub fn from_annotations(pool: &DescriptorPool, package: &str) -> Result<Vec<RestRoute>> {
+pub(crate) fn from_annotations(pool: &DescriptorPool, package: &str) -> Result<Vec<RestRoute>> {
     let extension = pool
         .get_extension_by_name("google.api.http")
         .ok_or("google/api/annotations.proto is not in the descriptor set")?;
@@ -90,7 +90,7 @@ fn refuse_unsupported(rule: &DynamicMessage, selector: &str) -> Result<()> {
 }
 
 /// The `http.rules` of every file in `paths` (relative to `root`), in order.
-pub fn from_service_config_files(root: &str, paths: &[&str]) -> Result<Vec<RestRoute>> {
+pub(crate) fn from_service_config_files(root: &str, paths: &[&str]) -> Result<Vec<RestRoute>> {
     let mut routes = Vec::new();
     for path in paths {
         routes.extend(from_service_config(Path::new(root), path)?);
@@ -143,7 +143,7 @@ fn from_service_config(root: &Path, path: &str) -> Result<Vec<RestRoute>> {
 }
 
 /// The routes as Rust source: a `ROUTES` table for `status_api::rest`.
-pub fn to_rust(routes: &[RestRoute]) -> String {
+pub(crate) fn to_rust(routes: &[RestRoute]) -> String {
     let mut out = String::from("pub const ROUTES: &[RestRoute] = &[\n");
     for r in routes {
         out += &format!(

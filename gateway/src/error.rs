@@ -8,15 +8,19 @@ use axum::{
 };
 use tonic::Code;
 
-/// Why a REST request failed. Renders as a JSON error with a matching HTTP
-/// status; server-side faults are logged and their details not sent.
+/// Why a REST request failed. Renders as the JSON of google.rpc.Status
+/// (`code` number, `message`, `details`) plus `status`, the code's name,
+/// with the HTTP status google.rpc.Code documents for the code: the body
+/// grpc-gateway writes, with the name added. Server-side faults are logged
+/// and their details not sent.
 #[derive(Debug)]
 pub enum ApiError {
     /// The gRPC implementation answered with an error status.
     Grpc(tonic::Status),
-    /// No route has this path.
+    /// No route has this path: NOT_FOUND, 404.
     NotFound,
-    /// The path exists, the method does not (only GET and HEAD do).
+    /// The path exists, the method does not (only GET and HEAD do):
+    /// UNIMPLEMENTED as grpc-gateway maps it, with HTTP 405 kept.
     MethodNotAllowed,
 }
 
@@ -26,17 +30,24 @@ impl From<tonic::Status> for ApiError {
     }
 }
 
+/// The REST error response for a gRPC status: what the gateway's routes
+/// answer when an rpc fails, for layers outside the gateway (timeouts,
+/// panics) to answer the same way.
+pub fn error_response(status: tonic::Status) -> Response {
+    ApiError::Grpc(status).into_response()
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (http, status_name, message) = match self {
+        let (http, code, message) = match self {
             Self::NotFound => (
                 StatusCode::NOT_FOUND,
-                "NOT_FOUND",
+                Code::NotFound,
                 "no such route".to_owned(),
             ),
             Self::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
-                "METHOD_NOT_ALLOWED",
+                Code::Unimplemented,
                 "only GET and HEAD are allowed here".to_owned(),
             ),
             Self::Grpc(status) => {
@@ -47,11 +58,16 @@ impl IntoResponse for ApiError {
                 } else {
                     status.message().to_owned()
                 };
-                (http_status(code), grpc_code_name(code), message)
+                (http_status(code), code, message)
             }
         };
+        // `details` stays empty: the services attach no error details, and
+        // google.protobuf.Any values of unknown types have no JSON form.
         let body = serde_json::json!({
-            "error": { "code": http.as_u16(), "status": status_name, "message": message }
+            "code": code as i32,
+            "status": grpc_code_name(code),
+            "message": message,
+            "details": [],
         });
         (http, Json(body)).into_response()
     }
@@ -83,7 +99,7 @@ pub fn http_status(code: Code) -> StatusCode {
 }
 
 /// The canonical upper-case name of a gRPC code ("UNAVAILABLE").
-fn grpc_code_name(code: Code) -> &'static str {
+pub fn grpc_code_name(code: Code) -> &'static str {
     match code {
         Code::Ok => "OK",
         Code::Cancelled => "CANCELLED",

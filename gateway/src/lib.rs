@@ -17,10 +17,17 @@
 //! `/{service}` prefix); [`routes`] holds them as a table, checked against
 //! the descriptor set by `tests/annotations.rs`.
 //!
+//! | `GET /{service}/openapi.json` | | the OpenAPI 3 document of these routes (generated from the contract) |
+//!
 //! Errors are JSON too, with the HTTP status that matches the gRPC code
-//! (never a 200), in the shape of Google's JSON APIs:
-//! `{"error":{"code":503,"status":"UNAVAILABLE","message":"..."}}`.
+//! (never a 200), in grpc-gateway's shape (google.rpc.Status) plus the
+//! code's name: `{"code":14,"status":"UNAVAILABLE","message":"...","details":[]}`.
+//!
+//! Answers are gzip-compressed when the client asks (`Accept-Encoding`), and
+//! rpc answers carry `Cache-Control: no-store`. [`cors`] is the CORS policy
+//! for browsers, for the server to put around REST and gRPC-Web alike.
 
+mod cors;
 mod error;
 pub mod routes;
 
@@ -31,9 +38,12 @@ use axum::{
     Json, Router,
     body::Bytes,
     extract::{Request, State},
-    http::{HeaderValue, StatusCode, header::CONTENT_TYPE},
+    http::{
+        HeaderValue, StatusCode,
+        header::{CACHE_CONTROL, CONTENT_TYPE},
+    },
     response::{IntoResponse, Response},
-    routing::{MethodFilter, on},
+    routing::{MethodFilter, get, on},
 };
 use status_api::v1::{
     GetPeerStatusRequest, GetPeerStatusResponse, GetStatusRequest, ServiceStatus,
@@ -43,9 +53,11 @@ use tonic::metadata::MetadataMap;
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_server::Health,
 };
+use tower_http::{compression::CompressionLayer, set_header::SetResponseHeaderLayer};
 
-pub use error::{ApiError, http_status};
-use routes::{GET_PEER_STATUS, GET_STATUS, HEALTHCHECK, Route};
+pub use cors::cors;
+pub use error::{ApiError, error_response, grpc_code_name, http_status};
+use routes::{GET_PEER_STATUS, GET_STATUS, HEALTHCHECK, OPENAPI, Route};
 
 /// Path of the health check route: the ALB target group's health check.
 pub fn healthcheck_path(service: &str) -> String {
@@ -71,7 +83,9 @@ fn method_filter(route: &Route) -> MethodFilter {
 /// The REST routes of the service named `service`, answering from `status`
 /// and `health`, the same implementations the gRPC server serves.
 ///
-/// Unknown paths answer 404 and wrong methods 405, both as JSON.
+/// Unknown paths answer 404 and wrong methods 405, both as JSON. The router
+/// serves the OpenAPI document at `/{service}/openapi.json`, naming
+/// `/{service}` as its server.
 pub fn router<S, H>(service: &str, status: Arc<S>, health: Arc<H>) -> Router
 where
     S: StatusService,
@@ -85,6 +99,12 @@ where
         .route(&health_path, on(health_method, healthcheck::<S, H>))
         .route(&status_path, on(status_method, get_status::<S, H>))
         .route(&peer_path, on(peer_method, get_peer_status::<S, H>))
+        // Statuses change every second: no cache may keep one.
+        .route_layer(SetResponseHeaderLayer::overriding(
+            CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .route(&OPENAPI.path_for(service), get(openapi_handler(service)))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(Backends {
@@ -92,6 +112,26 @@ where
             health,
             status_json: Arc::default(),
         })
+        // gzip when Accept-Encoding asks (bodies over 32 bytes).
+        .layer(CompressionLayer::new())
+}
+
+/// Answers the OpenAPI document with this service's prefix as its server.
+fn openapi_handler(service: &str) -> impl Fn() -> std::future::Ready<Response> + Clone + use<> {
+    let document = openapi_document(service);
+    move || std::future::ready(json_response(document.clone()))
+}
+
+/// The contract's OpenAPI document with `servers` set to `/{service}`.
+pub fn openapi_document(service: &str) -> Bytes {
+    let generated = status_api::OPENAPI_JSON;
+    let Ok(mut document) = serde_json::from_str::<serde_json::Value>(generated) else {
+        // build.rs wrote it with serde_json: it always parses.
+        return Bytes::from_static(generated.as_bytes());
+    };
+    document["servers"] = serde_json::json!([{ "url": format!("/{service}") }]);
+    serde_json::to_vec_pretty(&document)
+        .map_or_else(|_| Bytes::from_static(generated.as_bytes()), Bytes::from)
 }
 
 /// The in-process gRPC implementations the routes call.

@@ -54,3 +54,11 @@ pub const GET_PEER_STATUS: Route = Route {
 
 /// Every route that answers an rpc.
 pub const RPC_ROUTES: [Route; 3] = [HEALTHCHECK, GET_STATUS, GET_PEER_STATUS];
+
+/// The OpenAPI document of the REST face: a route of its own, not an rpc.
+pub const OPENAPI: Route = Route {
+    rpc: "",
+    method: Method::GET,
+    path: "/openapi.json",
+    response_body: None,
+};

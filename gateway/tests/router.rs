@@ -95,8 +95,16 @@ async fn grpc_errors_become_matching_http_statuses() {
         let (router, _) = router(stand_in, health(ServingStatus::Serving).await);
         let (status, body) = call(router, "GET", "/service-x/other-status").await;
         assert_eq!(status, http, "{code:?}");
-        assert_eq!(body["error"]["code"], http.as_u16());
-        assert_eq!(body["error"]["message"], shown);
+        // google.rpc.Status as grpc-gateway writes it, plus the code's name.
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "code": code as i32,
+                "status": status_gateway::grpc_code_name(code),
+                "message": shown,
+                "details": [],
+            })
+        );
     }
 }
 
@@ -105,10 +113,18 @@ async fn unknown_routes_and_methods_are_json() {
     let (router, _) = router(StandIn::default(), health(ServingStatus::Serving).await);
     let (status, body) = call(router.clone(), "GET", "/service-y/status").await;
     assert_eq!(
-        (status, &body["error"]["status"]),
-        (StatusCode::NOT_FOUND, &serde_json::json!("NOT_FOUND"))
+        (status, &body["code"], &body["status"]),
+        (
+            StatusCode::NOT_FOUND,
+            &serde_json::json!(5),
+            &serde_json::json!("NOT_FOUND")
+        )
     );
+    // As grpc-gateway maps it: UNIMPLEMENTED, with HTTP 405 kept.
     let (status, body) = call(router, "DELETE", "/service-x/status").await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(body["error"]["status"], "METHOD_NOT_ALLOWED");
+    assert_eq!(
+        (&body["code"], &body["status"]),
+        (&serde_json::json!(12), &serde_json::json!("UNIMPLEMENTED"))
+    );
 }

@@ -3,7 +3,6 @@
 //! each request reached and the JSON of what it answered.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
-
 #![allow(dead_code)] // each test file uses a part
 
 use std::sync::{Arc, Mutex};
@@ -26,9 +25,9 @@ use tower::ServiceExt;
 /// What the stand-ins saw: the rpcs called (`package.Service.Method`) and
 /// the proto3 JSON of each answer.
 #[derive(Default)]
-pub struct Record {
-    pub calls: Mutex<Vec<(&'static str, serde_json::Value)>>,
-    pub request_ids: Mutex<Vec<String>>,
+pub(crate) struct Record {
+    pub(crate) calls: Mutex<Vec<(&'static str, serde_json::Value)>>,
+    pub(crate) request_ids: Mutex<Vec<String>>,
 }
 
 impl Record {
@@ -44,11 +43,11 @@ impl Record {
 /// Answers GetStatus with a fixed status, GetPeerStatus with a chosen
 /// error (or a fixed answer).
 #[derive(Default)]
-pub struct StandIn {
-    pub peer_error: Option<(Code, &'static str)>,
+pub(crate) struct StandIn {
+    pub(crate) peer_error: Option<(Code, &'static str)>,
     /// Reported as cpu_percent; a test changes it between calls.
-    pub cpu_percent: Mutex<f64>,
-    pub record: Arc<Record>,
+    pub(crate) cpu_percent: Mutex<f64>,
+    pub(crate) record: Arc<Record>,
 }
 
 #[tonic::async_trait]
@@ -104,7 +103,7 @@ impl StatusService for StandIn {
 }
 
 /// The real health service, reporting `serving` for the whole server.
-pub async fn health(serving: ServingStatus) -> Arc<HealthService> {
+pub(crate) async fn health(serving: ServingStatus) -> Arc<HealthService> {
     let reporter = HealthReporter::new();
     reporter.set_service_status("", serving).await;
     Arc::new(HealthService::from_health_reporter(reporter))
@@ -112,8 +111,8 @@ pub async fn health(serving: ServingStatus) -> Arc<HealthService> {
 
 /// A Health service that answers SERVING and records the call.
 #[derive(Default)]
-pub struct RecordingHealth {
-    pub record: Arc<Record>,
+pub(crate) struct RecordingHealth {
+    pub(crate) record: Arc<Record>,
 }
 
 #[tonic::async_trait]
@@ -143,7 +142,7 @@ impl Health for RecordingHealth {
 }
 
 /// Sends one request through `router`; answers the status and the JSON body.
-pub async fn call(
+pub(crate) async fn call(
     router: axum::Router,
     method: &str,
     path: &str,

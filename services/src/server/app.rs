@@ -22,13 +22,16 @@ use std::{
 use axum::{Router, body::Body};
 use http::{Request, Response};
 use status_api::v1::status_service_server::StatusServiceServer;
-use tonic::{server::NamedService, service::Routes};
+use tonic::{codec::CompressionEncoding, server::NamedService, service::Routes};
 use tonic_health::{
     pb::health_server::HealthServer,
     server::{HealthReporter, HealthService},
 };
 use tower::{Layer, Service};
-use tower_http::catch_panic::{CatchPanicLayer, ResponseForPanic};
+use tower_http::{
+    catch_panic::{CatchPanicLayer, ResponseForPanic},
+    cors::Cors,
+};
 
 use super::ServeError;
 use crate::{
@@ -44,7 +47,19 @@ use crate::{
 };
 
 /// The HTTP service of one instance.
-pub(crate) type App = AccessLog<LoadShed<Deadline<GrpcOrRest>>>;
+pub(crate) type App = AccessLog<LoadShed<Deadline<Cors<GrpcOrRest>>>>;
+
+// contract: a generated gRPC server that accepts gzip and zstd requests and
+// compresses its answers when the client asks (`grpc-accept-encoding`).
+macro_rules! compressed {
+    ($server:expr) => {
+        $server
+            .accept_compressed(CompressionEncoding::Gzip)
+            .accept_compressed(CompressionEncoding::Zstd)
+            .send_compressed(CompressionEncoding::Gzip)
+            .send_compressed(CompressionEncoding::Zstd)
+    };
+}
 
 /// Builds the HTTP service of the instance that `api` describes.
 pub(crate) fn app(
@@ -72,12 +87,16 @@ pub(crate) fn app(
                 tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
             )
     };
-    let grpc = Routes::new(StatusServiceServer::from_arc(api))
-        .add_service(HealthServer::from_arc(health))
+    // contract: gzip/zstd requests accepted and answers compressed when the
+    // client asks, on Status and Health; gRPC-Web (tonic-web) beside gRPC.
+    let grpc = Routes::new(compressed!(StatusServiceServer::from_arc(api)))
+        .add_service(compressed!(HealthServer::from_arc(health)))
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?)
         .into_axum_router()
+        .layer(tonic_web::GrpcWebLayer::new())
         .layer(CatchPanicLayer::custom(PanicResponse(Protocol::Grpc)));
+    // contract: end
 
     let rest_health_path = status_gateway::healthcheck_path(&service);
     Ok(AccessLogLayer::new(&service, recorder).layer(
@@ -85,7 +104,9 @@ pub(crate) fn app(
             DeadlineLayer {
                 request_timeout: limits.request_timeout,
             }
-            .layer(GrpcOrRest { grpc, rest }),
+            // contract: CORS for browsers, around both faces (gRPC-Web and
+            // REST preflights reach no route).
+            .layer(status_gateway::cors().layer(GrpcOrRest { grpc, rest })),
         ),
     ))
 }
