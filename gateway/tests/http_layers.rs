@@ -122,7 +122,7 @@ async fn browsers_get_cors_answers_for_rest_and_grpc_web_preflights() {
         .header(header::ORIGIN, "https://app.example")
         .body(Body::empty())
         .unwrap();
-    let response = app.oneshot(request).await.unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
     assert_eq!(response.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
     let exposed = response.headers()[header::ACCESS_CONTROL_EXPOSE_HEADERS]
         .to_str()
@@ -130,5 +130,15 @@ async fn browsers_get_cors_answers_for_rest_and_grpc_web_preflights() {
     assert!(
         exposed.contains("grpc-status") && exposed.contains("x-request-id"),
         "{exposed}"
+    );
+
+    // No Origin, no browser: no CORS headers to write.
+    let request = get("/service-x/status").body(Body::empty()).unwrap();
+    let response = app.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        !response
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN)
     );
 }

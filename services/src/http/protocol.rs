@@ -45,6 +45,14 @@ pub fn is_grpc(headers: &HeaderMap) -> bool {
         .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
 }
 
+/// contract: whether a request speaks gRPC-Web (`application/grpc-web`,
+/// `+proto`, `-text`): served by tonic-web, with CORS.
+pub(crate) fn is_grpc_web(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc-web"))
+}
+
 /// gRPC health checks and the REST health check of `service`: the requests
 /// that load balancers send, which must be answered even under overload.
 pub(crate) fn is_health_check(path: &str, rest_health_path: &str) -> bool {

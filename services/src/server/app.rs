@@ -28,10 +28,7 @@ use tonic_health::{
     server::{HealthReporter, HealthService},
 };
 use tower::{Layer, Service};
-use tower_http::{
-    catch_panic::{CatchPanicLayer, ResponseForPanic},
-    cors::Cors,
-};
+use tower_http::catch_panic::{CatchPanicLayer, ResponseForPanic};
 
 use super::ServeError;
 use crate::{
@@ -41,13 +38,13 @@ use crate::{
         access_log::{AccessLog, AccessLogLayer, Panicked},
         deadline::{Deadline, DeadlineLayer},
         load_shed::{LoadShed, LoadShedLayer},
-        protocol::{Protocol, error_response, is_grpc},
+        protocol::{Protocol, error_response, is_grpc, is_grpc_web},
     },
     status::StatusApi,
 };
 
 /// The HTTP service of one instance.
-pub(crate) type App = AccessLog<LoadShed<Deadline<Cors<GrpcOrRest>>>>;
+pub(crate) type App = AccessLog<LoadShed<Deadline<GrpcOrRest>>>;
 
 // contract: a generated gRPC server that accepts gzip and zstd requests and
 // compresses its answers when the client asks (`grpc-accept-encoding`).
@@ -72,7 +69,9 @@ pub(crate) fn app(
     let health = Arc::new(HealthService::from_health_reporter(health.clone()));
     let api = Arc::new(api);
     let rest = status_gateway::router(&service, Arc::clone(&api), Arc::clone(&health))
-        .layer(CatchPanicLayer::custom(PanicResponse(Protocol::Http1)));
+        .layer(CatchPanicLayer::custom(PanicResponse(Protocol::Http1)))
+        // contract: CORS for browsers; REST also answers every preflight.
+        .layer(status_gateway::cors());
 
     // Both reflection versions describe every service on the port: ours,
     // health (so `grpcurl describe grpc.health.v1.Health` works) and both
@@ -88,14 +87,19 @@ pub(crate) fn app(
             )
     };
     // contract: gzip/zstd requests accepted and answers compressed when the
-    // client asks, on Status and Health; gRPC-Web (tonic-web) beside gRPC.
+    // client asks, on Status and Health.
     let grpc = Routes::new(compressed!(StatusServiceServer::from_arc(api)))
         .add_service(compressed!(HealthServer::from_arc(health)))
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?)
         .into_axum_router()
-        .layer(tonic_web::GrpcWebLayer::new())
         .layer(CatchPanicLayer::custom(PanicResponse(Protocol::Grpc)));
+    // contract: gRPC-Web (tonic-web) with CORS, for browsers only, so native
+    // gRPC calls pay for neither.
+    let grpc_web = grpc
+        .clone()
+        .layer(tonic_web::GrpcWebLayer::new())
+        .layer(status_gateway::cors());
     // contract: end
 
     let rest_health_path = status_gateway::healthcheck_path(&service);
@@ -104,9 +108,11 @@ pub(crate) fn app(
             DeadlineLayer {
                 request_timeout: limits.request_timeout,
             }
-            // contract: CORS for browsers, around both faces (gRPC-Web and
-            // REST preflights reach no route).
-            .layer(status_gateway::cors().layer(GrpcOrRest { grpc, rest })),
+            .layer(GrpcOrRest {
+                grpc,
+                grpc_web,
+                rest,
+            }),
         ),
     ))
 }
@@ -141,6 +147,8 @@ pub(crate) fn known_routes(service: &str) -> Vec<String> {
 #[derive(Debug, Clone)]
 pub(crate) struct GrpcOrRest {
     grpc: Router,
+    /// contract: the gRPC routes behind tonic-web and CORS.
+    grpc_web: Router,
     rest: Router,
 }
 
@@ -158,7 +166,9 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        if is_grpc(request.headers()) {
+        if is_grpc_web(request.headers()) {
+            self.grpc_web.call(request)
+        } else if is_grpc(request.headers()) {
             self.grpc.call(request)
         } else {
             self.rest.call(request)
@@ -201,6 +211,7 @@ mod tests {
 
     fn panicking_routes() -> GrpcOrRest {
         GrpcOrRest {
+            grpc_web: Router::new(),
             grpc: Router::new()
                 .route(
                     "/scdemo.status.v1.StatusService/GetStatus",
