@@ -60,7 +60,7 @@ func (s *statusServer) current() (*statusv1.ServiceStatus, error) {
 	}
 	return &statusv1.ServiceStatus{
 		Service:                   s.service,
-		Status:                    statusv1.ServiceStatus_STATE_RUNNING,
+		State:                     statusv1.ServiceStatus_STATE_RUNNING,
 		Version:                   version,
 		Hostname:                  s.hostname,
 		StartTime:                 timestamppb.New(s.startTime),
