@@ -93,7 +93,7 @@ def check(res):
     for kind in ("run", "rss", "startup", "size"):
         if not any(r.get("server", r.get("target")) == "go" for r in res.of(kind)):
             problems.append(f"no {kind} measurement of the Go peer")
-    for kind in ("rss", "soak", "startup", "size", "grpc_check"):
+    for kind in ("rss", "soak", "startup", "size", "grpc_check", "instructions"):
         if not res.of(kind):
             problems.append(f"no {kind} measurement")
     return problems
