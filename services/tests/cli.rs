@@ -317,9 +317,8 @@ async fn lines_logged_at_a_forced_shutdown_are_written() {
             .any(|line| line["message"] == "connections still open: closing them"),
         "{stdout}"
     );
-    assert_eq!(
-        messages.last().expect("lines")["message"],
-        "stopped",
+    assert!(
+        messages.iter().any(|line| line["message"] == "stopped"),
         "{stdout}"
     );
 }

@@ -19,9 +19,12 @@ use super::values::parse_humantime;
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 4096;
 /// Requests in flight, health checks excepted (requests waiting for a peer
 /// call slot count). Beyond it, requests are shed at once (503 +
-/// Retry-After, or RESOURCE_EXHAUSTED): a last bound on memory and work,
-/// after HTTP/2's per-connection stream limit and the peer call slots.
-pub const DEFAULT_MAX_CONCURRENT_REQUESTS: u32 = 2048;
+/// Retry-After, or RESOURCE_EXHAUSTED). Sized by memory, not CPU: a waiting
+/// request costs about 10 KB (16,384 of them about 160 MB), while refusing
+/// costs CPU (a refusal costs most of what an answer does), and clients
+/// that send again at once turn refusals into a loop that starves the work
+/// admitted. Waiting is bounded in time by the request's deadline.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: u32 = 16384;
 /// Open WatchStatus streams in the whole process; beyond: RESOURCE_EXHAUSTED.
 pub const DEFAULT_MAX_WATCH_STREAMS: u32 = 1000;
 /// SETTINGS_MAX_CONCURRENT_STREAMS of each HTTP/2 connection: HTTP/2's own

@@ -135,6 +135,8 @@ impl Entry {
             (false, ..) => None,
             (true, Some(value), _) => Some(tonic::Code::from_bytes(value.as_bytes())),
             (true, None, Outcome::Cancelled) => Some(tonic::Code::Cancelled),
+            // gRPC-Web carries its status in the body's last frame, out of sight here.
+            (true, None, Outcome::Completed) if self.protocol == Protocol::GrpcWeb => None,
             // A gRPC answer that ended without a status: the stream broke.
             (true, None, Outcome::Completed) => Some(tonic::Code::Unknown),
         };

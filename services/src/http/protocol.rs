@@ -6,17 +6,20 @@ use axum::{body::Body, response::IntoResponse};
 use http::{HeaderMap, HeaderValue, Request, Response, Version, header::CONTENT_TYPE};
 use status_gateway::ApiError;
 
-/// The three ways a request reaches the port, as the access log names them.
+/// The ways a request reaches the port, as the access log names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Protocol {
     Http1,
     H2c,
     Grpc,
+    GrpcWeb,
 }
 
 impl Protocol {
     pub(crate) fn of<B>(request: &Request<B>) -> Self {
-        if is_grpc(request.headers()) {
+        if is_grpc_web(request.headers()) {
+            Self::GrpcWeb
+        } else if is_grpc(request.headers()) {
             Self::Grpc
         } else if request.version() == Version::HTTP_2 {
             Self::H2c
@@ -30,11 +33,13 @@ impl Protocol {
             Self::Http1 => "HTTP/1.1",
             Self::H2c => "h2c",
             Self::Grpc => "gRPC",
+            Self::GrpcWeb => "gRPC-Web",
         }
     }
 
+    /// gRPC or gRPC-Web: the answer's status is a gRPC code.
     pub(crate) fn is_grpc(self) -> bool {
-        self == Self::Grpc
+        matches!(self, Self::Grpc | Self::GrpcWeb)
     }
 }
 
@@ -62,15 +67,17 @@ pub(crate) fn is_health_check(path: &str, rest_health_path: &str) -> bool {
 /// An error answer in the caller's protocol: a trailers-only gRPC response,
 /// or the gateway's JSON error with the matching HTTP status.
 pub(crate) fn error_response(protocol: Protocol, status: tonic::Status) -> Response<Body> {
-    if protocol.is_grpc() {
-        let mut response = status.into_http::<Body>();
-        response
-            .headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-        response
-    } else {
-        ApiError::Grpc(status).into_response()
-    }
+    let content_type = match protocol {
+        Protocol::Grpc => "application/grpc",
+        // A trailers-only answer reads the same to a gRPC-Web client.
+        Protocol::GrpcWeb => "application/grpc-web+proto",
+        Protocol::Http1 | Protocol::H2c => return ApiError::Grpc(status).into_response(),
+    };
+    let mut response = status.into_http::<Body>();
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
 }
 
 #[cfg(test)]
@@ -100,7 +107,12 @@ mod tests {
             (
                 Version::HTTP_11,
                 Some("application/grpc-web+proto"),
-                Protocol::Grpc,
+                Protocol::GrpcWeb,
+            ),
+            (
+                Version::HTTP_2,
+                Some("application/grpc-web-text"),
+                Protocol::GrpcWeb,
             ),
         ] {
             assert_eq!(
@@ -131,6 +143,9 @@ mod tests {
         let grpc = error_response(Protocol::Grpc, tonic::Status::resource_exhausted("full"));
         assert_eq!(grpc.status(), 200);
         assert_eq!(grpc.headers()["grpc-status"], "8");
+        let web = error_response(Protocol::GrpcWeb, tonic::Status::resource_exhausted("full"));
+        assert_eq!(web.headers()["grpc-status"], "8");
+        assert_eq!(web.headers()[CONTENT_TYPE], "application/grpc-web+proto");
         let rest = error_response(Protocol::Http1, tonic::Status::resource_exhausted("full"));
         assert_eq!(rest.status(), 429);
         assert_eq!(rest.headers()[CONTENT_TYPE], "application/json");

@@ -126,6 +126,7 @@ pub(crate) fn known_routes(service: &str) -> Vec<String> {
         status_gateway::healthcheck_path(service),
         status_gateway::status_path(service),
         status_gateway::other_status_path(service),
+        format!("/{service}/openapi.json"),
     ];
     for rpc in ["GetStatus", "GetPeerStatus", "WatchStatus"] {
         routes.push(format!("{status}/{rpc}"));
