@@ -48,6 +48,11 @@ use crate::{
     throttle::Throttle,
 };
 
+/// A call waits for a free slot at most this fraction (1/n) of its
+/// remaining time, leaving the rest for the call itself and failing well
+/// before the caller's deadline.
+const SLOT_PATIENCE_DIVISOR: u32 = 2;
+
 #[derive(Debug, Clone)]
 pub struct PeerClient {
     client: StatusServiceClient<Channel>,
@@ -164,7 +169,7 @@ impl PeerClient {
         if let Ok(slot) = Arc::clone(&self.calls).try_acquire_owned() {
             return Ok(slot);
         }
-        let patience = deadline.saturating_duration_since(Instant::now()) / 2;
+        let patience = deadline.saturating_duration_since(Instant::now()) / SLOT_PATIENCE_DIVISOR;
         match tokio::time::timeout(patience, Arc::clone(&self.calls).acquire_owned()).await {
             Ok(Ok(slot)) => Ok(slot),
             _ => {

@@ -39,6 +39,14 @@ use crate::{config::ServerLimits, http::access_log::ClientAddress, status::Lifec
 /// hyper's smallest HTTP/1.1 read buffer: a smaller header limit is
 /// enforced on HTTP/2 only.
 const MIN_HTTP1_BUFFER: usize = 8192;
+/// Streams a client may reset before the server accepted them, before h2's
+/// rapid-reset guard closes the connection (h2's default: 20). A peer
+/// service whose callers give up at once resets every call it has in
+/// flight, up to its MAX_PEER_CALLS (256 by default) in one burst; the one
+/// shared connection must survive that, with room to spare. A rapid-reset
+/// attacker still meets the guard, 512 streams in (the fault suite's
+/// rapid-reset case measures what that costs).
+const MAX_PENDING_ACCEPT_RESETS: usize = 512;
 /// After an idle connection is told to close (GOAWAY on HTTP/2), how long
 /// the client has to acknowledge before the socket is simply closed: a
 /// client that never answers (preface-only floods) must not keep it.
@@ -58,11 +66,7 @@ pub(crate) fn builder(limits: &ServerLimits) -> ConnectionBuilder {
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(limits.http2_max_concurrent_streams)
-        // h2 closes the connection after 20 streams reset before it accepted
-        // them (its rapid-reset guard). A peer service cancelling timed-out
-        // calls can legitimately reset as many streams as it may open; past
-        // that the guard still holds.
-        .max_pending_accept_reset_streams(limits.http2_max_concurrent_streams as usize)
+        .max_pending_accept_reset_streams(MAX_PENDING_ACCEPT_RESETS)
         .max_header_list_size(limits.max_header_list_size)
         .keep_alive_interval(limits.http2_keepalive_interval)
         .keep_alive_timeout(limits.http2_keepalive_interval);
