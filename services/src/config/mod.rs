@@ -150,7 +150,7 @@ pub struct RuntimeArgs {
     #[arg(long, env = ENV_PEER_KEEPALIVE_INTERVAL, value_name = ENV_PEER_KEEPALIVE_INTERVAL, default_value = "20s", value_parser = parse_positive_duration)]
     pub peer_keepalive_interval: Duration,
     /// Calls to the peer in flight at once; beyond it a call waits for a
-    /// free one at most half of its remaining deadline, then fails with
+    /// free one for at most 40% of its remaining deadline, then fails with
     /// UNAVAILABLE.
     #[arg(long, env = ENV_MAX_PEER_CALLS, value_name = ENV_MAX_PEER_CALLS, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_peer_calls: u32,

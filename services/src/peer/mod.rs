@@ -10,7 +10,7 @@
 //! Because that one connection carries every caller's call, nothing one
 //! caller does may tear it down:
 //! - at most `MAX_PEER_CALLS` calls are in flight; beyond, a call waits for
-//!   a free one at most half of its time, then fails with UNAVAILABLE,
+//!   a free one for part of its time, then fails with UNAVAILABLE,
 //!   rather than opening a stream it would cancel when its deadline passes
 //!   (a flood of cancelled streams makes the peer close the connection
 //!   under everyone);
@@ -48,10 +48,13 @@ use crate::{
     throttle::Throttle,
 };
 
-/// A call waits for a free slot at most this fraction (1/n) of its
-/// remaining time, leaving the rest for the call itself and failing well
-/// before the caller's deadline.
-const SLOT_PATIENCE_DIVISOR: u32 = 2;
+/// A call waits for a free slot at most this share of its remaining time,
+/// leaving the rest for the call itself. Waiting costs no CPU, while a
+/// caller refused early sends again early: the fault suite measured goodput
+/// under overload at a quarter (15% of capacity at 4x) far below a half
+/// (53%), and a half put the failures' p90 at the edge of 0.6 x the
+/// deadline; 40% keeps failures well before the deadline.
+const SLOT_PATIENCE: f64 = 0.4;
 
 #[derive(Debug, Clone)]
 pub struct PeerClient {
@@ -162,14 +165,16 @@ impl PeerClient {
     }
 
     /// One of the `MAX_PEER_CALLS` slots. When all are taken, waits for one
-    /// (first come, first served) for at most half of the time left, then
+    /// (first come, first served) for at most [`SLOT_PATIENCE`] of the time left, then
     /// fails with UNAVAILABLE: waiting costs no CPU, whereas refusing at once
     /// invites callers to send again at once.
     async fn call_slot(&self, deadline: Instant) -> Result<OwnedSemaphorePermit, Status> {
         if let Ok(slot) = Arc::clone(&self.calls).try_acquire_owned() {
             return Ok(slot);
         }
-        let patience = deadline.saturating_duration_since(Instant::now()) / SLOT_PATIENCE_DIVISOR;
+        let patience = deadline
+            .saturating_duration_since(Instant::now())
+            .mul_f64(SLOT_PATIENCE);
         match tokio::time::timeout(patience, Arc::clone(&self.calls).acquire_owned()).await {
             Ok(Ok(slot)) => Ok(slot),
             _ => {
@@ -227,7 +232,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn beyond_max_peer_calls_a_call_waits_half_its_time_for_a_slot() {
+    async fn beyond_max_peer_calls_a_call_waits_part_of_its_time_for_a_slot() {
         let peer = client(1);
         let busy = Arc::clone(&peer.calls).try_acquire_owned().expect("a slot");
         let deadline = RequestDeadline(Instant::now() + Duration::from_millis(1020));
@@ -238,8 +243,8 @@ mod tests {
             .expect_err("no slot freed");
         assert_eq!(status.code(), Code::Unavailable);
         assert!(status.message().contains("in flight"), "{status:?}");
-        // Half of the 1 s left after the 20 ms margin.
-        assert_eq!(started.elapsed(), Duration::from_millis(500));
+        // 40% of the 1 s left after the 20 ms margin.
+        assert_eq!(started.elapsed(), Duration::from_millis(400));
 
         // A slot that frees in time is taken.
         let freed = tokio::spawn(async move {
