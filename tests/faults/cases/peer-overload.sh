@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Case peer-overload: service-a's GetPeerStatus driven by h2load at 4,000,
-# 8,000 and 12,000 concurrent calls (4x, 8x, 12x the 1,000 the issue found
-# fine before the fixes), both services at 0.25 vCPU. The capacity is
-# measured first in the same run: service-b alone, and the A->B path at 128
-# concurrent calls (within every default limit). Goodput must hold,
-# service-a's one connection to service-b must never be torn down, and
-# failures must be fast UNAVAILABLE / RESOURCE_EXHAUSTED, not piles of
-# DEADLINE_EXCEEDED or UNKNOWN / CANCELLED. Codes, counts and latencies come
-# from service-a's access log (h2load counts every gRPC answer as HTTP 200),
-# over each run less its first second and last half second. Run by run.sh.
+# Case peer-overload: service-b (the peer) at 0.25 vCPU driven far past its
+# capacity through service-a's GetPeerStatus, by h2load at 4,000, 8,000 and
+# 12,000 concurrent calls (4x, 8x, 12x the 1,000 the issue found fine before
+# the fixes). Service-a gets 1 vCPU, so that the peer is what is
+# overloaded, which is the issue's case: the peer saturated, the caller
+# facing it. The capacity is measured first in the same run: service-b
+# alone, and the A->B path at 128 concurrent calls (within every default
+# limit). Goodput must hold, service-a's one connection to service-b must
+# never be torn down, and failures must be fast UNAVAILABLE /
+# RESOURCE_EXHAUSTED, not piles of DEADLINE_EXCEEDED or UNKNOWN /
+# CANCELLED. Then service-a is restarted at 0.25 vCPU too and the 4x load
+# repeated ("service overload": the caller saturated by its own callers).
+# Codes, counts and latencies come from service-a's access log (h2load
+# counts every gRPC answer as HTTP 200), over each run less its first
+# second and last half second. Run by run.sh.
 set -euo pipefail
 # shellcheck source=tests/faults/lib/common.sh
 source "$(dirname "$0")/../lib/common.sh"
@@ -23,6 +28,11 @@ seconds=4          # h2load -D per run
 # and take a share of the CPU that grows with the overload: a quarter, not a
 # half, for that reason.
 goodput_floor=0.25
+# With service-a at 0.25 vCPU as well, service-a itself is what h2load
+# saturates: every refusal costs it most of what an answer costs (HTTP/2
+# framing and HPACK dominate), and each comes straight back, so its floor
+# is lower.
+goodput_floor_small_caller=0.1
 deadline_ms=2000   # PEER_REQUEST_TIMEOUT (the default)
 rpc=/scdemo.status.v1.StatusService
 printf '\0\0\0\0\0' >"$case_dir/empty.grpc"
@@ -55,7 +65,11 @@ measure() {
 }
 
 start_service b -- SERVICE_NAME=service-b SERVER_PORT=$port_b BIND_ADDRESS=$scf_host PEER_URL=http://$scf_host:$port_a
-start_service a -- SERVICE_NAME=service-a SERVER_PORT=$port_a BIND_ADDRESS=$scf_host PEER_URL=http://$scf_host:$port_b
+caller_cpu_quota_us=100000 # 1 vCPU: the peer, not the caller, is the bottleneck
+start_a() { # CPU_QUOTA_US
+  start_service a --cpu "$1" -- SERVICE_NAME=service-a SERVER_PORT=$port_a BIND_ADDRESS=$scf_host PEER_URL=http://$scf_host:$port_b
+}
+start_a $caller_cpu_quota_us
 declare -A ports=([a]=$port_a [b]=$port_b)
 must_be_healthy b "http://$scf_host:$port_b/service-b/healthcheck"
 must_be_healthy a "http://$scf_host:$port_a/service-a/healthcheck"
@@ -70,6 +84,20 @@ done
 kill "$sampler"
 b_goaway_lines=$(log_scan "${service_log[b]}" | jq .goaway_lines)
 peer=$(conn_summary "$conns")
+
+# Service overload: the caller at 0.25 vCPU as well, at 4x.
+stop_service a
+start_a "$task_cpu_quota_us"
+must_be_healthy a "http://$scf_host:$port_a/service-a/healthcheck"
+measure capacity-small-a a $rpc/GetPeerStatus 4 $((capacity_streams / 4))
+measure level-4-small-a a $rpc/GetPeerStatus $((4 * base / 100)) 100
+facts="$case_dir/judge-4-small-a.json"
+facts_merge "$facts" "$case_dir/level-4-small-a.facts.json" "{\"path\": $(cat "$case_dir/capacity-small-a.facts.json"), \"floor\": $goodput_floor_small_caller}"
+judge "4x-both-0.25-vcpu" "$((4 * base)) concurrent GetPeerStatus with service-a at 0.25 vCPU too: OK/s >= $goodput_floor_small_caller x that path's capacity; DEADLINE_EXCEEDED <= 5% of calls; no UNKNOWN/INTERNAL/CANCELLED; failures' p90 <= 0.6 x PEER_REQUEST_TIMEOUT" \
+  "$(jq -r '"\(.calls) calls in \(.seconds * 10 | floor / 10) s: \(.codes | to_entries | map("\(.key) \(.value)") | join(", ")); \(.ok_per_s) OK/s (path capacity \(.path.ok_per_s)); failures p90 \(.failure_p90_ms) ms; CPU A \(.a_cpu) B \(.b_cpu) core"' "$facts")" \
+  "$facts" '.calls >= 1' '.path.ok_per_s >= 1' '.ok_per_s >= .floor * .path.ok_per_s' \
+  '(.codes.DEADLINE_EXCEEDED // 0) <= 0.05 * .calls' \
+  '([.codes.UNKNOWN, .codes.INTERNAL, .codes.CANCELLED] | map(. // 0) | add) == 0' ".failure_p90_ms <= 0.6 * $deadline_ms"
 
 for level in 4 8 12; do
   facts="$case_dir/judge-$level.json"
