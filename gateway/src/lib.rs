@@ -53,7 +53,7 @@ use tonic::metadata::MetadataMap;
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_server::Health,
 };
-use tower_http::{compression::CompressionLayer, set_header::SetResponseHeaderLayer};
+use tower_http::{compression::Compression, set_header::SetResponseHeaderLayer};
 
 pub use cors::cors;
 pub use error::{ApiError, error_response, grpc_code_name, http_status};
@@ -95,7 +95,7 @@ where
     let (health_path, health_method) = route(&HEALTHCHECK);
     let (status_path, status_method) = route(&GET_STATUS);
     let (peer_path, peer_method) = route(&GET_PEER_STATUS);
-    Router::new()
+    let routes = Router::new()
         .route(&health_path, on(health_method, healthcheck::<S, H>))
         .route(&status_path, on(status_method, get_status::<S, H>))
         .route(&peer_path, on(peer_method, get_peer_status::<S, H>))
@@ -111,9 +111,11 @@ where
             status,
             health,
             status_json: Arc::default(),
-        })
-        // gzip when Accept-Encoding asks (bodies over 32 bytes).
-        .layer(CompressionLayer::new())
+        });
+    // gzip when Accept-Encoding asks (bodies over 32 bytes). Around the
+    // whole router: `Router::layer` boxes every route once more, and each
+    // request clones every box.
+    Router::new().fallback_service(Compression::new(routes))
 }
 
 /// Answers the OpenAPI document with this service's prefix as its server.

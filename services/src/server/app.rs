@@ -68,10 +68,15 @@ pub(crate) fn app(
     let service = api.identity().service.clone();
     let health = Arc::new(HealthService::from_health_reporter(health.clone()));
     let api = Arc::new(api);
-    let rest = status_gateway::router(&service, Arc::clone(&api), Arc::clone(&health))
-        .layer(CatchPanicLayer::custom(PanicResponse(Protocol::Http1)))
-        // contract: CORS for browsers; REST also answers every preflight.
-        .layer(status_gateway::cors());
+    let rest = status_gateway::router(&service, Arc::clone(&api), Arc::clone(&health));
+    // contract: CORS for browsers; REST also answers every preflight.
+    // Around the whole router, not with `Router::layer`, which boxes every
+    // route once more per layer: each request then cloned every box (two
+    // layers were ~10 allocations a request; bench/findings.md).
+    let rest = Router::new().fallback_service(
+        status_gateway::cors()
+            .layer(CatchPanicLayer::custom(PanicResponse(Protocol::Http1)).layer(rest)),
+    );
 
     // Both reflection versions describe every service on the port: ours,
     // health (so `grpcurl describe grpc.health.v1.Health` works) and both
