@@ -230,7 +230,7 @@ rest_url() { echo "http://127.0.0.1:$1/service-a/$2"; }
 # one `status-service serve`; serve NAME SERVICE PORT PEER_PORT RUST_LOG starts it.
 serve_env() {
   senv=(SERVICE_NAME="$1" SERVER_PORT="$2" BIND_ADDRESS=127.0.0.1 PEER_URL="http://127.0.0.1:$3"
-    LOG_FORMAT=json RUST_LOG="$4" DRAIN_DELAY=0s SHUTDOWN_TIMEOUT=1s)
+    LOG_FORMAT=json RUST_LOG="$4" DRAIN_DELAY=0s SHUTDOWN_TIMEOUT=1s MAX_WATCH_STREAMS=5000)
 }
 serve() {
   serve_env "${@:2}"
