@@ -40,13 +40,14 @@ use crate::{config::ServerLimits, http::access_log::ClientAddress, status::Lifec
 /// enforced on HTTP/2 only.
 const MIN_HTTP1_BUFFER: usize = 8192;
 /// Streams a client may reset before the server accepted them, before h2's
-/// rapid-reset guard closes the connection (h2's default: 20). A peer
-/// service whose callers give up at once resets every call it has in
-/// flight, up to its MAX_PEER_CALLS (256 by default) in one burst; the one
-/// shared connection must survive that, with room to spare. A rapid-reset
-/// attacker still meets the guard, 512 streams in (the fault suite's
-/// rapid-reset case measures what that costs).
-const MAX_PENDING_ACCEPT_RESETS: usize = 512;
+/// rapid-reset guard closes the connection (h2's default: 20), as a
+/// multiple of the stream limit. A peer service whose callers give up at
+/// once resets every stream it has open (at most the stream limit) and the
+/// ones it opens in the same burst for calls that were waiting: twice the
+/// limit. The one shared connection must survive that; a rapid-reset
+/// attacker still meets the guard that many streams in (past that, each
+/// burst costs the server as much again: the fault suite measures it).
+const PENDING_ACCEPT_RESETS_PER_STREAM: usize = 2;
 /// After an idle connection is told to close (GOAWAY on HTTP/2), how long
 /// the client has to acknowledge before the socket is simply closed: a
 /// client that never answers (preface-only floods) must not keep it.
@@ -66,7 +67,9 @@ pub(crate) fn builder(limits: &ServerLimits) -> ConnectionBuilder {
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(limits.http2_max_concurrent_streams)
-        .max_pending_accept_reset_streams(MAX_PENDING_ACCEPT_RESETS)
+        .max_pending_accept_reset_streams(
+            limits.http2_max_concurrent_streams as usize * PENDING_ACCEPT_RESETS_PER_STREAM,
+        )
         .max_header_list_size(limits.max_header_list_size)
         .keep_alive_interval(limits.http2_keepalive_interval)
         .keep_alive_timeout(limits.http2_keepalive_interval);
