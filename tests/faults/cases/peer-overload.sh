@@ -23,17 +23,24 @@ port_a=19701 port_b=19702
 base=1000          # concurrent calls of the 1x load
 capacity_streams=128
 seconds=4          # h2load -D per run
-# OK/s under overload >= this x the path's capacity. h2load is a closed loop
-# that sends again the moment an answer comes, so refusals come back at once
-# and take a share of the CPU that grows with the overload: a quarter, not a
-# half, for that reason.
-goodput_floor=0.25
+# OK/s under overload >= this x the path's capacity, per level. h2load is a
+# closed loop that sends again the moment an answer comes, so refusals come
+# back at once and take a share of the CPU that grows with the overload: a
+# quarter, not a half, for that reason. At 12x, h2load's 12,000 streams also
+# take CPU the services had when the capacity was measured (2 cores in all):
+# 22-65% of capacity seen across runs, hence a tenth there. The collapse
+# this case guards against gave 2% at 8x and 0.5% at 12x.
+declare -A goodput_floor=([4]=0.25 [8]=0.25 [12]=0.1)
 # With service-a at 0.25 vCPU as well, service-a itself is what h2load
 # saturates: every refusal costs it most of what an answer costs (HTTP/2
 # framing and HPACK dominate), and each comes straight back, so its floor
 # is lower.
 goodput_floor_small_caller=0.1
 deadline_ms=2000   # PEER_REQUEST_TIMEOUT (the default)
+# Failures' p90 <= this x the deadline: a call waits at most 0.4 of its time
+# for a peer slot (SLOT_PATIENCE), the rest is service-a's own queueing when
+# its CPU is saturated; DEADLINE_EXCEEDED is bounded on its own (<= 5%).
+failure_p90_share=0.8
 rpc=/scdemo.status.v1.StatusService
 printf '\0\0\0\0\0' >"$case_dir/empty.grpc"
 grpc_load() { # URL CONNECTIONS STREAMS_PER_CONNECTION
@@ -93,21 +100,21 @@ measure capacity-small-a a $rpc/GetPeerStatus 4 $((capacity_streams / 4))
 measure level-4-small-a a $rpc/GetPeerStatus $((4 * base / 100)) 100
 facts="$case_dir/judge-4-small-a.json"
 facts_merge "$facts" "$case_dir/level-4-small-a.facts.json" "{\"path\": $(cat "$case_dir/capacity-small-a.facts.json"), \"floor\": $goodput_floor_small_caller}"
-judge "4x-both-0.25-vcpu" "$((4 * base)) concurrent GetPeerStatus with service-a at 0.25 vCPU too: OK/s >= $goodput_floor_small_caller x that path's capacity; DEADLINE_EXCEEDED <= 5% of calls; no UNKNOWN/INTERNAL/CANCELLED; failures' p90 <= 0.6 x PEER_REQUEST_TIMEOUT" \
+judge "4x-both-0.25-vcpu" "$((4 * base)) concurrent GetPeerStatus with service-a at 0.25 vCPU too: OK/s >= $goodput_floor_small_caller x that path's capacity; DEADLINE_EXCEEDED <= 5% of calls; no UNKNOWN/INTERNAL/CANCELLED; failures' p90 <= $failure_p90_share x PEER_REQUEST_TIMEOUT" \
   "$(jq -r '"\(.calls) calls in \(.seconds * 10 | floor / 10) s: \(.codes | to_entries | map("\(.key) \(.value)") | join(", ")); \(.ok_per_s) OK/s (path capacity \(.path.ok_per_s)); failures p90 \(.failure_p90_ms) ms; CPU A \(.a_cpu) B \(.b_cpu) core"' "$facts")" \
   "$facts" '.calls >= 1' '.path.ok_per_s >= 1' '.ok_per_s >= .floor * .path.ok_per_s' \
   '(.codes.DEADLINE_EXCEEDED // 0) <= 0.05 * .calls' \
-  '([.codes.UNKNOWN, .codes.INTERNAL, .codes.CANCELLED] | map(. // 0) | add) == 0' ".failure_p90_ms <= 0.6 * $deadline_ms"
+  '([.codes.UNKNOWN, .codes.INTERNAL, .codes.CANCELLED] | map(. // 0) | add) == 0' ".failure_p90_ms <= $failure_p90_share * $deadline_ms"
 
 for level in 4 8 12; do
   facts="$case_dir/judge-$level.json"
   facts_merge "$facts" "$case_dir/level-$level.facts.json" "{\"path\": $(cat "$case_dir/capacity-path.facts.json"),
-    \"b\": $(cat "$case_dir/capacity-b.facts.json"), \"floor\": $goodput_floor}"
-  judge "${level}x" "$((level * base)) concurrent GetPeerStatus: OK/s >= $goodput_floor x the path's capacity (measured at $capacity_streams concurrent); DEADLINE_EXCEEDED <= 5% of calls; no UNKNOWN/INTERNAL/CANCELLED; failures' p90 <= 0.6 x PEER_REQUEST_TIMEOUT (well before the deadline)" \
+    \"b\": $(cat "$case_dir/capacity-b.facts.json"), \"floor\": ${goodput_floor[$level]}}"
+  judge "${level}x" "$((level * base)) concurrent GetPeerStatus: OK/s >= ${goodput_floor[$level]} x the path's capacity (measured at $capacity_streams concurrent); DEADLINE_EXCEEDED <= 5% of calls; no UNKNOWN/INTERNAL/CANCELLED; failures' p90 <= $failure_p90_share x PEER_REQUEST_TIMEOUT (before the deadline)" \
     "$(jq -r '"\(.calls) calls in \(.seconds * 10 | floor / 10) s: \(.codes | to_entries | map("\(.key) \(.value)") | join(", ")); \(.ok_per_s) OK/s (path capacity \(.path.ok_per_s), B alone \(.b.ok_per_s)); failures p90 \(.failure_p90_ms) ms; CPU A \(.a_cpu) B \(.b_cpu) core"' "$facts")" \
     "$facts" '.calls >= 1' '.path.ok_per_s >= 1' '.ok_per_s >= .floor * .path.ok_per_s' \
     '(.codes.DEADLINE_EXCEEDED // 0) <= 0.05 * .calls' \
-    '([.codes.UNKNOWN, .codes.INTERNAL, .codes.CANCELLED] | map(. // 0) | add) == 0' ".failure_p90_ms <= 0.6 * $deadline_ms"
+    '([.codes.UNKNOWN, .codes.INTERNAL, .codes.CANCELLED] | map(. // 0) | add) == 0' ".failure_p90_ms <= $failure_p90_share * $deadline_ms"
 done
 facts="$case_dir/peer.json"
 facts_merge "$facts" "{\"peer\": $peer, \"b_goaway_lines\": $b_goaway_lines}"
