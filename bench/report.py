@@ -84,6 +84,7 @@ def check(res):
         if r["errors"]:
             problems.append(f"{r['errors']} errors: {where}")
     problems += [f"grpc-status {c['grpc_status']}: {c['target']} {c['name']} at {c['conns']} conns"
+                 + (f" ({c['grpc_message']})" if c.get("grpc_message") else "")
                  for c in res.of("grpc_check") if c["grpc_status"] != 0]
     problems += [f"WatchStatus: {s['open']} opened, {s['held']} held of {s['streams']}"
                  for s in res.of("streams") if not s["open"] == s["held"] == s["streams"]]

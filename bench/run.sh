@@ -289,12 +289,13 @@ run_h2load() {
 }
 
 # check_grpc TARGET NAME PORT CONNS: one call with curl, recording its
-# grpc-status (h2load sees only HTTP statuses).
+# grpc-status and grpc-message (h2load sees only HTTP statuses).
 check_grpc() {
-  local code
-  code=$(curl -sS -o /dev/null -D - --max-time 5 "${grpc_args[@]}" "$(grpc_url "$3" "$2")" |
-    tr -d '\r' | awk 'tolower($1) == "grpc-status:" {print $2}') || true
-  record kind=grpc_check target="$1" name="$2" conns="$4" grpc_status="${code:-none}"
+  local headers code message
+  headers=$(curl -sS -o /dev/null -D - --max-time 5 "${grpc_args[@]}" "$(grpc_url "$3" "$2")" | tr -d '\r') || true
+  code=$(awk 'tolower($1) == "grpc-status:" {print $2}' <<<"$headers")
+  message=$(awk 'tolower($1) == "grpc-message:" {$1 = ""; print substr($0, 2)}' <<<"$headers")
+  record kind=grpc_check target="$1" name="$2" conns="$4" grpc_status="${code:-none}" grpc_message="$message"
 }
 
 # --- the local pair and the ceilings ---------------------------------------------

@@ -390,7 +390,8 @@ def summary(res, extra_sections=()):
     bad = [c for c in checks if c["grpc_status"] != 0]
     if checks:
         cases += [f"grpc-status checked with curl after each gRPC case: {len(checks) - len(bad)} of {len(checks)} answered 0 (OK)"
-                  + (": " + ", ".join(f"{c['target']} {c['name']} at {c['conns']} conns → {c['grpc_status']}" for c in bad) if bad else ".")]
+                  + (": " + ", ".join(f"{c['target']} {c['name']} at {c['conns']} conns → {c['grpc_status']}"
+                                 + (f" ({c['grpc_message']})" if c.get("grpc_message") else "") for c in bad) if bad else ".")]
     # What the profiles say about the targets not met, written by hand
     # beside this script (bench/findings.md), quoted as it was at the run.
     findings = Path(__file__).resolve().parent / "findings.md"

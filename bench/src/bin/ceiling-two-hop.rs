@@ -13,13 +13,16 @@
 //!   in front of one HTTP/2 connection), as the service has;
 //! - `hyper`: the same generated client over hyper's HTTP/2 client
 //!   (`SendRequest`, cloned per call, no buffer task), to show what the
-//!   Channel's buffer costs.
+//!   Channel's buffer costs. Like the Channel, it connects again when the
+//!   back has closed the connection (a GOAWAY after a load's abrupt end
+//!   left it failing every later call), and says why on stderr.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a benchmark tool stops on the first error
 
 use std::{
     future::Future,
     pin::Pin,
+    sync::{Arc, Mutex},
     task::{Context, Poll},
     time::Instant,
 };
@@ -68,10 +71,58 @@ impl tower::Service<http::Request<tonic::body::Body>> for HyperH2 {
     }
 }
 
+/// The hyper client's one connection, replaced when it has closed.
+#[derive(Clone)]
+struct HyperBack {
+    origin: Uri,
+    send: Arc<Mutex<http2::SendRequest<tonic::body::Body>>>,
+}
+
+impl HyperBack {
+    async fn connect(origin: Uri) -> Self {
+        let send = hyper_connect(&origin).await;
+        Self {
+            origin,
+            send: Arc::new(Mutex::new(send)),
+        }
+    }
+
+    /// A client on the current connection, or on a new one if it closed.
+    async fn client(&self) -> StatusServiceClient<HyperH2> {
+        let send = self.send.lock().unwrap().clone();
+        let send = if send.is_closed() {
+            let fresh = hyper_connect(&self.origin).await;
+            *self.send.lock().unwrap() = fresh.clone();
+            fresh
+        } else {
+            send
+        };
+        StatusServiceClient::with_origin(HyperH2(send), self.origin.clone())
+    }
+}
+
+async fn hyper_connect(origin: &Uri) -> http2::SendRequest<tonic::body::Body> {
+    let authority = origin.authority().expect("BACK_URL has host:port").as_str();
+    let tcp = tokio::net::TcpStream::connect(authority)
+        .await
+        .expect("cannot connect to BACK_URL");
+    tcp.set_nodelay(true).expect("nodelay");
+    let (send, connection) = http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+        .await
+        .expect("HTTP/2 handshake");
+    tokio::spawn(async move {
+        match connection.await {
+            Ok(()) => eprintln!("ceiling-two-hop: the back closed the connection"),
+            Err(error) => eprintln!("ceiling-two-hop: connection to the back failed: {error}"),
+        }
+    });
+    send
+}
+
 #[derive(Clone)]
 enum Back {
     Tonic(StatusServiceClient<Channel>),
-    Hyper(StatusServiceClient<HyperH2>),
+    Hyper(HyperBack),
 }
 
 impl Back {
@@ -79,7 +130,7 @@ impl Back {
         let request = GetStatusRequest {};
         let response = match self {
             Self::Tonic(client) => client.clone().get_status(request).await?,
-            Self::Hyper(client) => client.clone().get_status(request).await?,
+            Self::Hyper(back) => back.client().await.get_status(request).await?,
         };
         Ok(response.into_inner())
     }
@@ -136,19 +187,7 @@ async fn connect(url: &str, mode: &str) -> Back {
                 .expect("BACK_URL")
                 .connect_lazy(),
         )),
-        "hyper" => {
-            let origin: Uri = url.parse().expect("BACK_URL");
-            let authority = origin.authority().expect("BACK_URL has host:port").as_str();
-            let tcp = tokio::net::TcpStream::connect(authority)
-                .await
-                .expect("cannot connect to BACK_URL");
-            tcp.set_nodelay(true).expect("nodelay");
-            let (send, connection) = http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-                .await
-                .expect("HTTP/2 handshake");
-            tokio::spawn(connection);
-            Back::Hyper(StatusServiceClient::with_origin(HyperH2(send), origin))
-        }
+        "hyper" => Back::Hyper(HyperBack::connect(url.parse().expect("BACK_URL")).await),
         other => {
             eprintln!("ceiling-two-hop: unknown client '{other}' (tonic or hyper)");
             std::process::exit(2);
