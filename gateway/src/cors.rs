@@ -44,8 +44,9 @@ const EXPOSED_HEADERS: [HeaderName; 5] = [
     HeaderName::from_static("x-request-id"),
 ];
 
-/// The CORS layer for browser-facing routes (REST, gRPC-Web); REST also
-/// answers every preflight, whatever its path.
+/// The CORS layer for everything browsers call (REST, gRPC-Web), the
+/// refusals of limits in front of the routes included; it answers every
+/// preflight, whatever its path.
 pub fn cors() -> BrowserCorsLayer {
     BrowserCorsLayer {
         cors: CorsLayer::new()

@@ -10,9 +10,9 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    TestService, bind, config, frozen_metrics, get, get_http1, start_on, start_slow_peer,
+    TestService, bind, config, frozen_metrics, get, get_http1, send, start_on, start_slow_peer,
 };
-use http::{StatusCode, Version};
+use http::{Method, StatusCode, Version};
 use status_services::config::ServiceConfig;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -105,6 +105,90 @@ async fn beyond_max_concurrent_requests_work_is_shed_but_health_answers() {
         get_http1(a.address, "/service-a/status").await.status,
         StatusCode::OK
     );
+}
+
+/// A request refused by a limit, and what its answer must say.
+struct Refused {
+    case: &'static str,
+    method: Method,
+    path: &'static str,
+    headers: &'static [(&'static str, &'static str)],
+    status: StatusCode,
+    grpc_status: Option<&'static str>,
+}
+
+const ORIGIN: (&str, &str) = ("origin", "https://status-page.example");
+
+#[tokio::test]
+async fn a_browser_can_read_the_refusals_of_the_limits() {
+    // Refusals are answered in front of the routes; a page must still read
+    // them (CORS), or it sees a network error instead of the status.
+    let a = start(Duration::from_secs(2), |c| {
+        c.limits.max_concurrent_requests = 1
+    })
+    .await;
+    let busy = tokio::spawn(get_owned(a.address, "/service-a/other-status"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let cases = [
+        Refused {
+            case: "REST",
+            method: Method::GET,
+            path: "/service-a/status",
+            headers: &[ORIGIN],
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            grpc_status: None,
+        },
+        Refused {
+            case: "gRPC-Web",
+            method: Method::POST,
+            path: "/scdemo.status.v1.StatusService/GetStatus",
+            headers: &[
+                ORIGIN,
+                ("content-type", "application/grpc-web+proto"),
+                ("x-grpc-web", "1"),
+            ],
+            status: StatusCode::OK,
+            grpc_status: Some("8"), // RESOURCE_EXHAUSTED
+        },
+        Refused {
+            case: "no Origin",
+            method: Method::GET,
+            path: "/service-a/status",
+            headers: &[],
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            grpc_status: None,
+        },
+    ];
+    for refused in cases {
+        let case = refused.case;
+        let reply = send(
+            a.address,
+            refused.method,
+            refused.path,
+            Version::HTTP_11,
+            refused.headers,
+        )
+        .await;
+        assert_eq!(reply.status, refused.status, "{case}");
+        let grpc = reply
+            .headers
+            .get("grpc-status")
+            .map(|v| v.to_str().unwrap());
+        assert_eq!(grpc, refused.grpc_status, "{case}");
+        let allowed = reply.headers.get("access-control-allow-origin");
+        if refused.headers.contains(&ORIGIN) {
+            assert_eq!(allowed.map(|v| v.to_str().unwrap()), Some("*"), "{case}");
+            if refused.grpc_status.is_some() {
+                let exposed = reply.headers["access-control-expose-headers"]
+                    .to_str()
+                    .unwrap();
+                assert!(exposed.contains("grpc-status"), "{case}: {exposed}");
+            }
+        } else {
+            assert!(allowed.is_none(), "{case}: CORS only for browsers");
+        }
+    }
+    assert_eq!(busy.await.expect("task"), StatusCode::GATEWAY_TIMEOUT);
 }
 
 async fn get_owned(address: std::net::SocketAddr, path: &'static str) -> StatusCode {

@@ -2,11 +2,14 @@
 //! outermost first.
 //!
 //! 1. access log: the request id, and one line per request however it ends;
-//! 2. load shedding: beyond `MAX_CONCURRENT_REQUESTS`, refused at once
+//! 2. CORS, for requests from browsers (with an `Origin`) only: every
+//!    preflight answered, and every answer readable by the page, the
+//!    refusals of the layers below included;
+//! 3. load shedding: beyond `MAX_CONCURRENT_REQUESTS`, refused at once
 //!    (health checks never);
-//! 3. deadline: `grpc-timeout` or `REQUEST_TIMEOUT`, answered with
+//! 4. deadline: `grpc-timeout` or `REQUEST_TIMEOUT`, answered with
 //!    DEADLINE_EXCEEDED / 504 when it passes;
-//! 4. dispatch by content type: gRPC (Status, Health, reflection v1 and
+//! 5. dispatch by content type: gRPC (Status, Health, reflection v1 and
 //!    v1alpha) or the REST gateway, each behind its own catch-panic layer,
 //!    so a handler's panic answers that request alone (INTERNAL / 500) in
 //!    its own protocol instead of dropping a connection that carries other
@@ -22,6 +25,7 @@ use std::{
 use axum::{Router, body::Body};
 use http::{Request, Response};
 use status_api::v1::status_service_server::StatusServiceServer;
+use status_gateway::BrowserCors;
 use tonic::{codec::CompressionEncoding, server::NamedService, service::Routes};
 use tonic_health::{
     pb::health_server::HealthServer,
@@ -44,7 +48,7 @@ use crate::{
 };
 
 /// The HTTP service of one instance.
-pub(crate) type App = AccessLog<LoadShed<Deadline<GrpcOrRest>>>;
+pub(crate) type App = AccessLog<BrowserCors<LoadShed<Deadline<GrpcOrRest>>>>;
 
 // contract: a generated gRPC server that accepts gzip and zstd requests and
 // compresses its answers when the client asks (`grpc-accept-encoding`).
@@ -69,14 +73,11 @@ pub(crate) fn app(
     let health = Arc::new(HealthService::from_health_reporter(health.clone()));
     let api = Arc::new(api);
     let rest = status_gateway::router(&service, Arc::clone(&api), Arc::clone(&health));
-    // contract: CORS for browsers; REST also answers every preflight.
     // Around the whole router, not with `Router::layer`, which boxes every
     // route once more per layer: each request then cloned every box (two
     // layers were ~10 allocations a request; bench/findings.md).
-    let rest = Router::new().fallback_service(
-        status_gateway::cors()
-            .layer(CatchPanicLayer::custom(PanicResponse(Protocol::Http1)).layer(rest)),
-    );
+    let rest = Router::new()
+        .fallback_service(CatchPanicLayer::custom(PanicResponse(Protocol::Http1)).layer(rest));
 
     // Both reflection versions describe every service on the port: ours,
     // health (so `grpcurl describe grpc.health.v1.Health` works) and both
@@ -99,27 +100,23 @@ pub(crate) fn app(
         .add_service(reflection().build_v1alpha()?)
         .into_axum_router()
         .layer(CatchPanicLayer::custom(PanicResponse(Protocol::Grpc)));
-    // contract: gRPC-Web (tonic-web) with CORS, for browsers only, so native
-    // gRPC calls pay for neither.
-    let grpc_web = grpc
-        .clone()
-        .layer(tonic_web::GrpcWebLayer::new())
-        .layer(status_gateway::cors());
+    // contract: gRPC-Web (tonic-web), for browsers only, so native gRPC
+    // calls do not pay for it.
+    let grpc_web = grpc.clone().layer(tonic_web::GrpcWebLayer::new());
     // contract: end
 
     let rest_health_path = status_gateway::healthcheck_path(&service);
-    Ok(AccessLogLayer::new(&service, recorder).layer(
-        LoadShedLayer::new(limits.max_concurrent_requests, &service, rest_health_path).layer(
-            DeadlineLayer {
-                request_timeout: limits.request_timeout,
-            }
-            .layer(GrpcOrRest {
-                grpc,
-                grpc_web,
-                rest,
-            }),
-        ),
-    ))
+    let shed = LoadShedLayer::new(limits.max_concurrent_requests, &service, rest_health_path);
+    let deadline = DeadlineLayer {
+        request_timeout: limits.request_timeout,
+    };
+    let routes = GrpcOrRest {
+        grpc,
+        grpc_web,
+        rest,
+    };
+    Ok(AccessLogLayer::new(&service, recorder)
+        .layer(status_gateway::cors().layer(shed.layer(deadline.layer(routes)))))
 }
 
 /// The routes the EMF metrics name (every other path counts as `other`):
@@ -153,7 +150,7 @@ pub(crate) fn known_routes(service: &str) -> Vec<String> {
 #[derive(Debug, Clone)]
 pub(crate) struct GrpcOrRest {
     grpc: Router,
-    /// contract: the gRPC routes behind tonic-web and CORS.
+    /// contract: the gRPC routes behind tonic-web.
     grpc_web: Router,
     rest: Router,
 }
