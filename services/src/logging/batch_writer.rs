@@ -1,9 +1,8 @@
 //! [`BatchWriter`]: log lines reach stdout through a buffer and one writer
 //! thread. A request thread appends its line to a shared buffer (a short
 //! memcpy under a lock: no syscall, no thread wake-up) and the writer thread
-//! writes the buffer in large chunks. Handing each line to a thread through
-//! a channel (tracing-appender's non-blocking writer) cost a thread wake-up
-//! per line, which tripled the CPU cost of a request.
+//! writes the buffer in large chunks (against tracing-appender's
+//! non-blocking writer: see the logging module).
 //!
 //! No line is dropped: when stdout falls far behind, writers wait. If the
 //! writer thread cannot be started, lines are written directly instead.

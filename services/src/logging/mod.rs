@@ -4,14 +4,16 @@
 //! requests/s every microsecond of it shows. Two measured choices:
 //! - [`JsonLines`] writes each event's JSON directly. tracing-subscriber's
 //!   own JSON formatter (serde_json through an adaptor that re-checks UTF-8
-//!   on every write, Debug-formatting for values) cost ~1 us more a line:
-//!   server CPU per logged REST request 11.0 us with it, 10.0 us without.
+//!   on every write, Debug-formatting for values) costs ~15k instructions
+//!   and 2.4-3.1 us of CPU more a request (BENCHMARKS.md, A/B).
 //! - [`BatchWriter`]: a request thread appends its line to a shared buffer
 //!   (a short memcpy under a lock: no syscall, no thread wake-up) and a
-//!   writer thread writes the buffer to stdout in large chunks. Handing each
-//!   line to a thread through a channel (tracing-appender's non-blocking
-//!   writer) cost a thread wake-up per line, which tripled the CPU cost of a
-//!   request. No line is dropped: when stdout falls far behind, writers wait.
+//!   writer thread writes the buffer to stdout in large chunks. No line is
+//!   dropped: when stdout falls far behind, writers wait. Against
+//!   tracing-appender's non-blocking writer it is not clearly faster
+//!   (BENCHMARKS.md: -2.3 us in one full run, +1.2 us in the next); it stays
+//!   for what the appender lacks (a direct-write fallback, the `Flusher` of
+//!   the second-signal exit) until a replacement keeps those.
 
 mod batch_writer;
 mod json_lines;
