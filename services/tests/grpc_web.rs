@@ -7,50 +7,37 @@
 
 mod common;
 
-use common::TestPair;
-use http::{Method, Request, StatusCode, header};
-use http_body_util::{BodyExt, Full};
+use common::{TestPair, send, send_body};
+use http::{Method, StatusCode, Version, header};
 use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
 use prost::Message;
 use status_api::v1::GetStatusResponse;
 
 const ORIGIN: &str = "https://status-page.example";
 const GET_STATUS: &str = "/scdemo.status.v1.StatusService/GetStatus";
 
-async fn http1(
-    address: std::net::SocketAddr,
-    request: Request<Full<Bytes>>,
-) -> (http::response::Parts, Bytes) {
-    let stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    let (parts, body) = sender.send_request(request).await.unwrap().into_parts();
-    (parts, body.collect().await.unwrap().to_bytes())
-}
-
 #[tokio::test]
 async fn a_browser_calls_get_status_over_grpc_web() {
     let pair = TestPair::start().await;
-    let request = Request::builder()
-        .method(Method::POST)
-        .uri(format!("http://{}{GET_STATUS}", pair.a.address))
-        .header(header::CONTENT_TYPE, "application/grpc-web+proto")
-        .header("x-grpc-web", "1")
-        .header(header::ORIGIN, ORIGIN)
+    let reply = send_body(
+        pair.a.address,
+        Method::POST,
+        GET_STATUS,
+        Version::HTTP_11,
+        &[
+            ("content-type", "application/grpc-web+proto"),
+            ("x-grpc-web", "1"),
+            ("origin", ORIGIN),
+        ],
         // One frame: not compressed, an empty GetStatusRequest.
-        .body(Full::new(Bytes::from_static(&[0, 0, 0, 0, 0])))
-        .unwrap();
-    let (parts, body) = http1(pair.a.address, request).await;
+        Bytes::from_static(&[0, 0, 0, 0, 0]),
+    )
+    .await;
+    let (headers, body) = (reply.headers, reply.body);
 
-    assert_eq!(parts.status, StatusCode::OK);
-    assert_eq!(
-        parts.headers[header::CONTENT_TYPE],
-        "application/grpc-web+proto"
-    );
-    assert_eq!(parts.headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_TYPE], "application/grpc-web+proto");
+    assert_eq!(headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
     // A data frame with the message, then a trailer frame (flag 0x80).
     assert_eq!(body[0], 0, "a data frame first");
     let length = u32::from_be_bytes(body[1..5].try_into().unwrap()) as usize;
@@ -65,21 +52,26 @@ async fn a_browser_calls_get_status_over_grpc_web() {
 #[tokio::test]
 async fn the_grpc_web_preflight_is_answered() {
     let pair = TestPair::start().await;
-    let request = Request::builder()
-        .method(Method::OPTIONS)
-        .uri(format!("http://{}{GET_STATUS}", pair.a.address))
-        .header(header::ORIGIN, ORIGIN)
-        .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
-        .header(
-            header::ACCESS_CONTROL_REQUEST_HEADERS,
-            "content-type,x-grpc-web,x-user-agent",
-        )
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    let (parts, _) = http1(pair.a.address, request).await;
-    assert_eq!(parts.status, StatusCode::OK);
-    assert_eq!(parts.headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
-    let methods = parts.headers[header::ACCESS_CONTROL_ALLOW_METHODS]
+    let reply = send(
+        pair.a.address,
+        Method::OPTIONS,
+        GET_STATUS,
+        Version::HTTP_11,
+        &[
+            ("origin", ORIGIN),
+            ("access-control-request-method", "POST"),
+            (
+                "access-control-request-headers",
+                "content-type,x-grpc-web,x-user-agent",
+            ),
+        ],
+    )
+    .await;
+    let headers = reply.headers;
+
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+    let methods = headers[header::ACCESS_CONTROL_ALLOW_METHODS]
         .to_str()
         .unwrap();
     assert!(methods.contains("POST"), "{methods}");

@@ -6,7 +6,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use http::{HeaderMap, Method, Request, StatusCode, Version};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use status_api::v1::{
@@ -219,6 +219,18 @@ pub(crate) async fn send(
     version: Version,
     headers: &[(&str, &str)],
 ) -> Reply {
+    send_body(address, method, path, version, headers, Bytes::new()).await
+}
+
+/// A request with `body` over a fresh connection.
+pub(crate) async fn send_body(
+    address: SocketAddr,
+    method: Method,
+    path: &str,
+    version: Version,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> Reply {
     let mut request = Request::builder()
         .method(method)
         .uri(format!("http://{address}{path}"))
@@ -226,7 +238,7 @@ pub(crate) async fn send(
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
-    let request = request.body(Empty::<Bytes>::new()).expect("request");
+    let request = request.body(Full::new(body)).expect("request");
     let stream = tokio::net::TcpStream::connect(address)
         .await
         .expect("connect");
