@@ -11,7 +11,7 @@
 #   tests/faults/run.sh --write-readme ...   also put the table in README.md
 #
 # Needs root (cgroups, network namespaces, iptables inside a namespace),
-# python3 with h2, grpcio and grpcio-tools, h2load, curl, jq, iproute2,
+# python3 with h2, grpcio, grpcio-tools and googleapis-common-protos, h2load, curl, jq, iproute2,
 # iptables, prlimit; `.ci/run faults` installs them. SCF_BINARY overrides
 # the binary (default target/release/status-service). Uses 127.0.0.4 ports
 # 19000-19999, namespaces and links named scf*, and 10.232.0.0/24. Files of
@@ -55,7 +55,8 @@ die() { echo "faults: $*" >&2; exit 1; }
 for tool in python3 h2load curl jq ip iptables prlimit ss tc timeout; do
   command -v "$tool" >/dev/null || die "$tool is missing"
 done
-python3 -c 'import h2, grpc, grpc_tools' 2>/dev/null || die "python3 needs h2, grpcio, grpcio-tools"
+python3 -c 'import h2, grpc, grpc_tools, google.api.annotations_pb2' 2>/dev/null ||
+  die "python3 needs h2, grpcio, grpcio-tools, googleapis-common-protos (pip install them)"
 
 rm -rf "$SCF_WORK"
 mkdir -p "$SCF_WORK/gen"
