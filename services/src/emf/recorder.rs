@@ -133,6 +133,13 @@ impl Recorder {
         self.peer.latency.record(latency);
     }
 
+    /// A peer call refused before it was sent (peer unreachable, no call
+    /// slot, no time left): a call and an error, with no round trip to time.
+    pub(crate) fn record_peer_refusal(&self) {
+        self.peer.calls.fetch_add(1, Ordering::Relaxed);
+        self.peer.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The EMF lines for everything counted since the last call (which it
     /// resets): one per route and class that had requests, and one for the
     /// service with its peer calls and `gauges`.

@@ -3,6 +3,7 @@
 //! expired" for that), UNAVAILABLE for every other failure (a refused or
 //! broken connection, or a peer that is starting, draining or overloaded),
 //! each naming the peer and the cause. Either way the caller may retry.
+//! And what a failure says about the peer's reachability ([`Evidence`]).
 
 use std::time::Duration;
 
@@ -26,10 +27,28 @@ pub(crate) fn timed_out(peer: &str, budget: Duration) -> Status {
     ))
 }
 
-/// A failure of the connection, not an answer: tonic sets the error behind
-/// the status only when it made the status from a transport error.
-pub(crate) fn is_transport_failure(status: &Status) -> bool {
-    !is_timeout(status) && std::error::Error::source(status).is_some()
+/// What a failed call says about whether the peer can be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Evidence {
+    /// The peer sent this status: it is reachable.
+    Answered,
+    /// The connection failed: tonic sets the error behind the status only
+    /// when it made the status from a transport error.
+    TransportFailed,
+    /// Time ran out (tonic's own timer, ours, or the peer's): a peer that is
+    /// stopped, hung or behind dropped packets looks just like this, so it
+    /// proves nothing either way.
+    TimedOut,
+}
+
+pub(crate) fn evidence(status: &Status) -> Evidence {
+    if is_timeout(status) {
+        Evidence::TimedOut
+    } else if std::error::Error::source(status).is_some() {
+        Evidence::TransportFailed
+    } else {
+        Evidence::Answered
+    }
 }
 
 fn is_timeout(status: &Status) -> bool {
@@ -82,10 +101,29 @@ mod tests {
     }
 
     #[test]
-    fn only_statuses_made_from_transport_errors_are_transport_failures() {
-        let answered = Status::unavailable("starting: no metrics sample yet");
-        assert!(!is_transport_failure(&answered));
-        let broken = Status::from_error(Box::new(std::io::Error::other("connection reset")));
-        assert!(is_transport_failure(&broken), "{broken:?}");
+    fn only_transport_errors_are_failures_and_timeouts_prove_nothing() {
+        for (status, expected) in [
+            (
+                Status::unavailable("starting: no metrics sample yet"),
+                Evidence::Answered,
+            ),
+            (Status::internal("boom"), Evidence::Answered),
+            (
+                Status::from_error(Box::new(std::io::Error::other("connection reset"))),
+                Evidence::TransportFailed,
+            ),
+            (Status::deadline_exceeded("late"), Evidence::TimedOut),
+            // tonic's channel timer: CANCELLED "Timeout expired".
+            (
+                Status::from_error(Box::new(tonic::TimeoutExpired(()))),
+                Evidence::TimedOut,
+            ),
+            (
+                timed_out("http://b:8202", Duration::from_secs(1)),
+                Evidence::TimedOut,
+            ),
+        ] {
+            assert_eq!(evidence(&status), expected, "{status:?}");
+        }
     }
 }

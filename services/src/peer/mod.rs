@@ -28,7 +28,8 @@ mod reachability;
 use std::{sync::Arc, time::Duration};
 
 use status_api::v1::{
-    GetPeerStatusResponse, GetStatusRequest, status_service_client::StatusServiceClient,
+    GetPeerStatusResponse, GetStatusRequest, GetStatusResponse,
+    status_service_client::StatusServiceClient,
 };
 use tokio::{
     sync::{OwnedSemaphorePermit, Semaphore},
@@ -40,7 +41,7 @@ use tonic::{
     transport::{Channel, Endpoint},
 };
 
-use self::reachability::Reachability;
+use self::{failure::Evidence, reachability::Reachability};
 use crate::{
     config::PeerSettings,
     emf::Recorder,
@@ -97,7 +98,8 @@ impl PeerClient {
 
     /// Calls the peer's `GetStatus`, passing on the caller's request id,
     /// trace context and what is left of its deadline (capped by
-    /// `PEER_REQUEST_TIMEOUT`).
+    /// `PEER_REQUEST_TIMEOUT`). Every call counts in `PeerCalls`, those
+    /// refused before they were sent included (and in `PeerErrors`).
     pub async fn get_status(
         &self,
         caller: &MetadataMap,
@@ -113,55 +115,70 @@ impl PeerClient {
                     .min(self.request_timeout)
             });
         let admission = self.reachability.admit().map_err(|unreachable| {
-            Status::unavailable(format!(
+            self.refused(Status::unavailable(format!(
                 "peer {peer} is unreachable (for {} ms, a probe is under way): {}",
                 unreachable.for_ms, unreachable.error
-            ))
+            )))
         })?;
-        let _in_flight = self.call_slot(deadline).await?;
+        let _in_flight = self
+            .call_slot(deadline)
+            .await
+            .map_err(|status| self.refused(status))?;
         let budget = deadline.saturating_duration_since(Instant::now());
         if budget.is_zero() {
-            return Err(Status::deadline_exceeded(format!(
+            return Err(self.refused(Status::deadline_exceeded(format!(
                 "no time left in the caller's deadline to call peer {peer}"
-            )));
-        }
-        let mut request = tonic::Request::new(GetStatusRequest {});
-        request.set_timeout(budget);
-        if let Some(id) = caller.get(REQUEST_ID_HEADER) {
-            request.metadata_mut().insert(REQUEST_ID_HEADER, id.clone());
-        }
-        for (name, value) in trace
-            .map(TraceContext::outgoing_headers)
-            .unwrap_or_default()
-        {
-            if let Ok(value) = MetadataValue::try_from(value.as_bytes()) {
-                request.metadata_mut().insert(name, value);
-            }
+            ))));
         }
         let started = Instant::now();
-        let mut client = self.client.clone();
-        let answer = tokio::time::timeout(budget, client.get_status(request)).await;
+        let answer = self
+            .call_peer(outgoing_request(caller, trace, budget), budget)
+            .await;
         self.recorder
-            .record_peer_call(matches!(answer, Ok(Ok(_))), started.elapsed());
+            .record_peer_call(answer.is_ok(), started.elapsed());
         match answer {
-            Ok(Ok(response)) => {
+            Ok(status) => {
                 admission.answered();
                 Ok(GetPeerStatusResponse {
-                    status: response.into_inner().status,
+                    status: status.status,
                     peer_address: peer.clone(),
                     latency: Some(started.elapsed().into()),
                 })
             }
-            Ok(Err(status)) => {
-                if failure::is_transport_failure(&status) {
-                    admission.transport_failed(failure::error_chain(&status));
-                } else {
-                    admission.answered();
+            Err(status) => {
+                match failure::evidence(&status) {
+                    Evidence::Answered => admission.answered(),
+                    Evidence::TransportFailed => {
+                        admission.transport_failed(failure::error_chain(&status));
+                    }
+                    // Dropping the admission frees a probe's place; the
+                    // peer's state stays as it was.
+                    Evidence::TimedOut => drop(admission),
                 }
                 Err(failure::describe(peer, &status, budget))
             }
-            Err(_) => Err(failure::timed_out(peer, budget)),
         }
+    }
+
+    /// The call to the peer itself: one `GetStatus` on the shared channel,
+    /// bounded by `budget` (tonic's channel enforces the same deadline, from
+    /// the request's `grpc-timeout`).
+    async fn call_peer(
+        &self,
+        request: tonic::Request<GetStatusRequest>,
+        budget: Duration,
+    ) -> Result<GetStatusResponse, Status> {
+        let mut client = self.client.clone();
+        match tokio::time::timeout(budget, client.get_status(request)).await {
+            Ok(answer) => answer.map(tonic::Response::into_inner),
+            Err(_) => Err(failure::timed_out(&self.address, budget)),
+        }
+    }
+
+    /// A call refused before it was sent: counted, then returned.
+    fn refused(&self, status: Status) -> Status {
+        self.recorder.record_peer_refusal();
+        status
     }
 
     /// One of the `MAX_PEER_CALLS` slots. When all are taken, waits for one
@@ -197,12 +214,45 @@ impl PeerClient {
     }
 }
 
+/// The request to the peer: its deadline, and only the request id and
+/// trace context the access log validated.
+fn outgoing_request(
+    caller: &MetadataMap,
+    trace: Option<&TraceContext>,
+    budget: Duration,
+) -> tonic::Request<GetStatusRequest> {
+    let mut request = tonic::Request::new(GetStatusRequest {});
+    request.set_timeout(budget);
+    if let Some(id) = caller.get(REQUEST_ID_HEADER) {
+        request.metadata_mut().insert(REQUEST_ID_HEADER, id.clone());
+    }
+    for (name, value) in trace
+        .map(TraceContext::outgoing_headers)
+        .unwrap_or_default()
+    {
+        if let Ok(value) = MetadataValue::try_from(value.as_bytes()) {
+            request.metadata_mut().insert(name, value);
+        }
+    }
+    request
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use tonic::Code;
 
     use crate::config::PeerUrl;
+
+    /// PeerCalls and PeerErrors counted since the last look.
+    fn peer_counts(peer: &PeerClient) -> (u64, u64) {
+        let lines = peer.recorder.take_lines("test", 0, Default::default());
+        let service = lines.last().expect("the per-service line");
+        (
+            service["PeerCalls"].as_u64().expect("PeerCalls"),
+            service["PeerErrors"].as_u64().expect("PeerErrors"),
+        )
+    }
 
     fn client(max_calls: u32) -> PeerClient {
         let recorder = Arc::new(Recorder::new("test", []));
@@ -229,6 +279,7 @@ mod tests {
             .await
             .expect_err("no time left after the margin");
         assert_eq!(status.code(), Code::DeadlineExceeded);
+        assert_eq!(peer_counts(&peer), (1, 1), "a refused call counts");
     }
 
     #[tokio::test(start_paused = true)]
@@ -245,6 +296,7 @@ mod tests {
         assert!(status.message().contains("in flight"), "{status:?}");
         // 40% of the 1 s left after the 20 ms margin.
         assert_eq!(started.elapsed(), Duration::from_millis(400));
+        assert_eq!(peer_counts(&peer), (1, 1), "a refused call counts");
 
         // A slot that frees in time is taken.
         let freed = tokio::spawn(async move {
@@ -273,6 +325,8 @@ mod tests {
             .expect_err("unreachable");
         assert!(status.message().contains("unreachable"), "{status:?}");
         assert!(started.elapsed() < Duration::from_millis(50));
+        // The refused connection and the call failed at once: two errors.
+        assert_eq!(peer_counts(&peer), (2, 2));
         drop(probe);
     }
 }

@@ -5,11 +5,16 @@
 //! deadline. One call at a time goes through as a probe, which makes tonic
 //! reconnect; the first call that gets an answer ends the failure. An answer
 //! that is an error (the peer starting or overloaded) proves the peer is
-//! reachable, so only transport failures start one.
+//! reachable, so only transport failures start one; a call that ran out of
+//! time proves nothing either way and changes nothing.
+//!
+//! The failure and the lock-free `failing` flag change together, only while
+//! the lock is held: the flag can never say "reachable" while a failure is
+//! recorded (a failure nothing would clear, and fail-fast off for good).
 
 use std::{
     sync::{
-        Mutex,
+        Mutex, MutexGuard,
         atomic::{AtomicBool, Ordering},
     },
     time::Instant,
@@ -17,7 +22,8 @@ use std::{
 
 #[derive(Debug, Default)]
 pub(crate) struct Reachability {
-    /// Fast path: false while the peer is reachable.
+    /// Fast path: false while the peer is reachable. Written only through
+    /// [`Reachability::set`], under `state`'s lock; read without it.
     failing: AtomicBool,
     state: Mutex<Option<Failure>>,
 }
@@ -70,10 +76,16 @@ impl Reachability {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Failure>> {
+    fn lock(&self) -> MutexGuard<'_, Option<Failure>> {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Replaces the failure and the flag together, under the lock.
+    fn set(&self, state: &mut MutexGuard<'_, Option<Failure>>, failure: Option<Failure>) {
+        self.failing.store(failure.is_some(), Ordering::Release);
+        **state = failure;
     }
 }
 
@@ -81,8 +93,8 @@ impl Admission<'_> {
     /// The peer answered (with anything): it is reachable.
     pub(crate) fn answered(self) {
         if self.reachability.failing.load(Ordering::Acquire) {
-            *self.reachability.lock() = None;
-            self.reachability.failing.store(false, Ordering::Release);
+            let mut state = self.reachability.lock();
+            self.reachability.set(&mut state, None);
         }
     }
 
@@ -97,12 +109,12 @@ impl Admission<'_> {
                 }
             }
             None => {
-                *state = Some(Failure {
+                let failure = Failure {
                     since: Instant::now(),
                     error,
                     probing: false,
-                });
-                self.reachability.failing.store(true, Ordering::Release);
+                };
+                self.reachability.set(&mut state, Some(failure));
             }
         }
     }
@@ -157,5 +169,79 @@ mod tests {
             Some("reset".to_owned())
         );
         next.answered();
+    }
+
+    /// The flag and the failure agree (no thread in a critical section).
+    fn consistent(peer: &Reachability) -> bool {
+        peer.failing.load(Ordering::Acquire) == peer.lock().is_some()
+    }
+
+    #[test]
+    fn answers_and_transport_failures_from_many_threads_leave_flag_and_failure_agreeing() {
+        // Before the flag was written under the lock, a transport failure
+        // between an answer's two writes left a failure with the flag off:
+        // fail-fast off for good. Every round ends with a known last event.
+        let peer = std::sync::Arc::new(Reachability::default());
+        for round in 0..200 {
+            std::thread::scope(|scope| {
+                for thread in 0..4 {
+                    let peer = &peer;
+                    scope.spawn(move || {
+                        for i in 0..500 {
+                            let Ok(admission) = peer.admit() else {
+                                continue;
+                            };
+                            if (i + thread) % 2 == 0 {
+                                admission.answered();
+                            } else {
+                                admission.transport_failed(format!("reset {i}"));
+                            }
+                        }
+                    });
+                }
+            });
+            assert!(consistent(&peer), "round {round}: {:?}", peer);
+            // Whatever happened, one more failure must turn fail-fast on.
+            if let Ok(admission) = peer.admit() {
+                admission.transport_failed("refused".into());
+            }
+            assert!(consistent(&peer), "round {round}: {:?}", peer);
+            let probe = peer.admit();
+            assert!(peer.admit().is_err(), "round {round}: fail-fast is on");
+            if let Ok(probe) = probe {
+                probe.answered();
+            }
+            assert!(consistent(&peer), "round {round}: {:?}", peer);
+        }
+    }
+
+    #[test]
+    fn a_transport_failure_during_an_answer_waits_and_is_kept() {
+        // The interleaving that used to break fail-fast, made deterministic:
+        // an answer is clearing the failure (holding the lock) when a
+        // transport failure comes in. The failure waits for the lock and is
+        // recorded after the answer, flag included.
+        let peer = Reachability::default();
+        peer.admit().expect("reachable").transport_failed("refused".into());
+        let answering = peer.admit().expect("a probe");
+        std::thread::scope(|scope| {
+            let mut state = peer.lock();
+            let failing = scope.spawn(|| {
+                peer.admit()
+                    .map(|admission| admission.transport_failed("reset".into()))
+                    .is_ok()
+            });
+            // The other thread is blocked on the lock (or has not started):
+            // the answer's writes happen together before it.
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            peer.set(&mut state, None);
+            drop(state);
+            std::mem::forget(answering);
+            assert!(failing.join().expect("thread"), "admitted after the answer");
+        });
+        assert!(consistent(&peer), "{peer:?}");
+        assert!(peer.failing.load(Ordering::Acquire), "fail-fast is on again");
+        let _probe = peer.admit().expect("one probe");
+        assert!(peer.admit().is_err(), "the others fail at once");
     }
 }
