@@ -173,3 +173,48 @@ async fn peer_restart_needs_no_restart_here() {
         "service-b"
     );
 }
+
+/// A peer that went away and came back hung (stopped, stuck, behind dropped
+/// packets): calls to it time out, and a timeout is no answer, so the peer
+/// stays unreachable. While one call probes, the others fail at once
+/// instead of each waiting its whole deadline again.
+#[tokio::test]
+async fn a_timed_out_probe_keeps_the_peer_unreachable() {
+    let peer = closed_port().await;
+    let a = std::sync::Arc::new(
+        start_on(bind().await, config("service-a", peer), frozen_metrics()).await,
+    );
+    let (refused, _) = failed_peer_call(&a).await;
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+
+    // Back at the same address, hung.
+    let listener = tokio::net::TcpListener::bind(peer)
+        .await
+        .expect("rebind the peer's port");
+    common::start_slow_peer_on(listener, Duration::from_secs(30));
+    for round in 0..3 {
+        // One caller probes and runs out of time...
+        let probe = tokio::spawn({
+            let a = std::sync::Arc::clone(&a);
+            async move { failed_peer_call(&a).await }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // ...while the others fail at once.
+        let (error, waited) = failed_peer_call(&a).await;
+        assert_eq!(error.code(), Code::Unavailable, "round {round}: {error:?}");
+        assert!(
+            error.message().contains("unreachable"),
+            "round {round}: {error:?}"
+        );
+        assert!(
+            waited < Duration::from_millis(500),
+            "round {round}: at once: {waited:?}"
+        );
+        let (timed_out, _) = probe.await.expect("probe task");
+        assert_eq!(
+            timed_out.code(),
+            Code::DeadlineExceeded,
+            "round {round}: {timed_out:?}"
+        );
+    }
+}

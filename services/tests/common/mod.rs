@@ -314,7 +314,11 @@ impl StatusService for SlowPeer {
 }
 
 pub(crate) async fn start_slow_peer(delay: Duration) -> std::net::SocketAddr {
-    let listener = bind().await;
+    start_slow_peer_on(bind().await, delay)
+}
+
+/// A peer on `listener` that answers GetStatus only after `delay`.
+pub(crate) fn start_slow_peer_on(listener: TcpListener, delay: Duration) -> std::net::SocketAddr {
     let address = listener.local_addr().expect("bound");
     let incoming = tonic::transport::server::TcpIncoming::from(listener);
     tokio::spawn(
