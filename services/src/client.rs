@@ -15,6 +15,10 @@ use tonic_health::pb::{
 pub enum ClientError {
     #[error("invalid address {0:?}: use host:port or http://host:port")]
     Address(String),
+    #[error(
+        "{0:?}: https is not supported (this client speaks plaintext h2c and would send it unencrypted); use http://host:port"
+    )]
+    Tls(String),
     #[error("cannot connect to {address}: {source}")]
     Connect {
         address: String,
@@ -29,7 +33,15 @@ pub enum ClientError {
 }
 
 /// `http://` is implied: Service Connect and loopback are plaintext h2c.
+/// tonic is built without TLS, so an https URL would go out in plaintext:
+/// refused.
 fn endpoint(address: &str, timeout: Duration) -> Result<Endpoint, ClientError> {
+    if address
+        .get(..8)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
+    {
+        return Err(ClientError::Tls(address.to_owned()));
+    }
     let url = if address.contains("://") {
         address.to_owned()
     } else {

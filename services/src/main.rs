@@ -119,10 +119,13 @@ async fn serve_command(args: ServeArgs, logs: Flusher) -> Result<(), Failure> {
 }
 
 async fn local_command(args: LocalArgs, logs: Flusher) -> Result<(), Failure> {
+    let configs = args
+        .service_configs()
+        .map_err(|e| Failure::Config(e.to_string()))?;
     let metrics = Metrics::start(args.runtime.metrics_interval).map_err(runtime_failure)?;
     let shutdown = CancellationToken::new();
     shutdown::cancel_on_signal(shutdown.clone(), logs).map_err(runtime_failure)?;
-    local::run(args.service_configs(), metrics, shutdown)
+    local::run(configs, metrics, shutdown)
         .await
         .map_err(runtime_failure)
 }

@@ -9,16 +9,26 @@ use std::{
 
 const BINARY: &str = env!("CARGO_BIN_EXE_status-service");
 
+/// Runs the binary to its end, or for at most 20 s: a command expected to
+/// exit that serves instead is killed, and its test fails on the exit code.
 fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(BINARY);
     command
         .args(args)
         .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     for (name, value) in env {
         command.env(name, value);
     }
-    command.output().expect("the binary runs")
+    let mut child = command.spawn().expect("the binary runs");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().expect("wait").is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    child.wait_with_output().expect("the binary ends")
 }
 
 #[test]
@@ -33,6 +43,10 @@ fn bad_configuration_exits_64_with_one_line_naming_variable_and_value() {
         ("SERVICE_NAME", "Service A"),
         ("DRAIN_DELAY", "soon"),
         ("LOG_FORMAT", "xml"),
+        // tonic has no TLS here: https would go out as plaintext h2c.
+        ("PEER_URL", "https://service-b-sc:8202"),
+        ("PEER_URL", "HTTPS://service-b-sc:8202"),
+        ("MAX_PEER_CALLS", "0"),
     ] {
         let output = run(&["serve"], &[(name, value)]);
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -47,6 +61,116 @@ fn bad_configuration_exits_64_with_one_line_naming_variable_and_value() {
             "{name}={value}: {stderr}"
         );
     }
+}
+
+/// Every duration setting, with a value of each kind it must refuse: too
+/// large to add to the clock (it used to pass and then panic on every
+/// request), or outside the setting's own bounds.
+const BAD_DURATIONS: &[(&str, &str)] = &[
+    ("DRAIN_DELAY", "300000000000y"),
+    ("SHUTDOWN_TIMEOUT", "300000000000y"),
+    ("PEER_CONNECT_TIMEOUT", "300000000000y"),
+    ("PEER_REQUEST_TIMEOUT", "300000000000y"),
+    ("PEER_KEEPALIVE_INTERVAL", "300000000000y"),
+    ("PEER_KEEPALIVE_INTERVAL", "1ms"),
+    ("PEER_DEADLINE_MARGIN", "300000000000y"),
+    ("EMF_INTERVAL", "300000000000y"),
+    ("EMF_INTERVAL", "1ns"),
+    ("METRICS_INTERVAL", "300000000000y"),
+    ("REQUEST_TIMEOUT", "300000000000y"),
+    ("REQUEST_TIMEOUT", "25h"),
+    ("HEADER_READ_TIMEOUT", "300000000000y"),
+    ("FIRST_BYTE_TIMEOUT", "300000000000y"),
+    ("CONNECTION_IDLE_TIMEOUT", "300000000000y"),
+    ("HTTP2_KEEPALIVE_INTERVAL", "300000000000y"),
+    ("HTTP2_KEEPALIVE_INTERVAL", "1ms"),
+    ("TCP_KEEPALIVE", "300000000000y"),
+    ("TCP_KEEPALIVE", "32768s"),
+    ("TCP_KEEPALIVE", "500ms"),
+];
+
+#[test]
+fn durations_out_of_bounds_exit_64_naming_variable_and_value() {
+    for command in ["serve", "local"] {
+        for (name, value) in BAD_DURATIONS {
+            let output = run(&[command], &[(name, value)]);
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(
+                output.status.code(),
+                Some(64),
+                "{command} {name}={value}: {stderr}"
+            );
+            assert_eq!(
+                stderr.trim_end().lines().count(),
+                1,
+                "{command} {name}={value}: one line: {stderr}"
+            );
+            assert!(
+                stderr.contains(name)
+                    && stderr.contains(&format!("'{value}'"))
+                    && stderr.contains("must be"),
+                "{command} {name}={value}: {stderr}"
+            );
+        }
+    }
+}
+
+/// Settings valid alone that break the service together: refused at start.
+#[test]
+fn settings_that_contradict_each_other_exit_64_naming_both() {
+    for (env, names) in [
+        // Every request without grpc-timeout would have no time left for the peer.
+        (
+            &[("PEER_DEADLINE_MARGIN", "30s")][..],
+            ["PEER_DEADLINE_MARGIN", "REQUEST_TIMEOUT"],
+        ),
+        (
+            &[("REQUEST_TIMEOUT", "1s"), ("PEER_DEADLINE_MARGIN", "500ms")],
+            ["PEER_DEADLINE_MARGIN", "REQUEST_TIMEOUT"],
+        ),
+        // Calls beyond the peer's stream limit would queue in the HTTP/2
+        // client and end DEADLINE_EXCEEDED instead of UNAVAILABLE.
+        (
+            &[("MAX_PEER_CALLS", "101")],
+            ["MAX_PEER_CALLS", "HTTP2_MAX_CONCURRENT_STREAMS"],
+        ),
+        (
+            &[
+                ("HTTP2_MAX_CONCURRENT_STREAMS", "10"),
+                ("MAX_PEER_CALLS", "11"),
+            ],
+            ["MAX_PEER_CALLS", "HTTP2_MAX_CONCURRENT_STREAMS"],
+        ),
+    ] {
+        for command in ["serve", "local"] {
+            let output = run(&[command], env);
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(
+                output.status.code(),
+                Some(64),
+                "{command} {env:?}: {stderr}"
+            );
+            assert_eq!(
+                stderr.trim_end().lines().count(),
+                1,
+                "{command} {env:?}: one line: {stderr}"
+            );
+            for name in names {
+                assert!(stderr.contains(name), "{command} {env:?}: {stderr}");
+            }
+        }
+    }
+}
+
+#[test]
+fn status_refuses_https_rather_than_send_it_in_plaintext() {
+    let output = run(
+        &["status", "https://127.0.0.1:9", "--timeout", "500ms"],
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("https is not supported"), "{stderr}");
 }
 
 #[test]

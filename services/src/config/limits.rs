@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::values::parse_humantime;
+use super::values::{
+    MAX_DURATION, MAX_TCP_KEEPALIVE, MIN_KEEPALIVE_INTERVAL, humantime_in, parse_humantime,
+};
 
 /// Open connections. At the cap the server stops accepting until one closes
 /// (the kernel's backlog holds the rest). An idle HTTP/2 connection costs
@@ -138,13 +140,15 @@ pub struct LimitArgs {
     #[arg(long, env = ENV_CONNECTION_IDLE_TIMEOUT, value_name = ENV_CONNECTION_IDLE_TIMEOUT,
           default_value_t = DEFAULT_CONNECTION_IDLE_TIMEOUT.into(), value_parser = parse_humantime)]
     pub connection_idle_timeout: humantime::Duration,
-    /// HTTP/2 PING interval on each connection; no answer within as long closes it.
+    /// HTTP/2 PING interval on each connection; no answer within as long closes it (at least 1s).
     #[arg(long, env = ENV_HTTP2_KEEPALIVE_INTERVAL, value_name = ENV_HTTP2_KEEPALIVE_INTERVAL,
-          default_value_t = DEFAULT_HTTP2_KEEPALIVE_INTERVAL.into(), value_parser = parse_humantime)]
+          default_value_t = DEFAULT_HTTP2_KEEPALIVE_INTERVAL.into(),
+          value_parser = humantime_in(MIN_KEEPALIVE_INTERVAL, MAX_DURATION))]
     pub http2_keepalive_interval: humantime::Duration,
-    /// TCP keepalive idle time on accepted connections.
+    /// TCP keepalive idle time on accepted connections (1s to 32767s, Linux's bound).
     #[arg(long, env = ENV_TCP_KEEPALIVE, value_name = ENV_TCP_KEEPALIVE,
-          default_value_t = DEFAULT_TCP_KEEPALIVE.into(), value_parser = parse_humantime)]
+          default_value_t = DEFAULT_TCP_KEEPALIVE.into(),
+          value_parser = humantime_in(Duration::from_secs(1), MAX_TCP_KEEPALIVE))]
     pub tcp_keepalive: humantime::Duration,
 }
 

@@ -17,11 +17,15 @@ use std::{
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use self::values::{
-    parse_duration, parse_metrics_interval, parse_namespace, parse_port, parse_positive_duration,
+    duration_in, parse_duration, parse_emf_interval, parse_metrics_interval, parse_namespace,
+    parse_port, parse_positive_duration,
 };
 pub use self::{
     limits::{LimitArgs, ServerLimits},
-    values::{ConfigError, PeerUrl, ServiceName},
+    values::{
+        ConfigError, MAX_DURATION, MAX_TCP_KEEPALIVE, MIN_EMF_INTERVAL, MIN_KEEPALIVE_INTERVAL,
+        PeerUrl, ServiceName,
+    },
 };
 use crate::{emf::EmfSettings, topology::KnownService};
 
@@ -145,23 +149,27 @@ pub struct RuntimeArgs {
     /// Deadline of each call to the peer (a shorter deadline from the caller wins).
     #[arg(long, env = ENV_PEER_REQUEST_TIMEOUT, value_name = ENV_PEER_REQUEST_TIMEOUT, default_value = "2s", value_parser = parse_positive_duration)]
     pub peer_request_timeout: Duration,
-    /// HTTP/2 keepalive ping interval on the peer connection; finds dead
-    /// connections before a request does.
-    #[arg(long, env = ENV_PEER_KEEPALIVE_INTERVAL, value_name = ENV_PEER_KEEPALIVE_INTERVAL, default_value = "20s", value_parser = parse_positive_duration)]
+    /// HTTP/2 keepalive ping interval on the peer connection, and the time a
+    /// ping has to be answered (at least 1s); finds dead connections before
+    /// a request does.
+    #[arg(long, env = ENV_PEER_KEEPALIVE_INTERVAL, value_name = ENV_PEER_KEEPALIVE_INTERVAL, default_value = "20s", value_parser = duration_in(MIN_KEEPALIVE_INTERVAL, MAX_DURATION))]
     pub peer_keepalive_interval: Duration,
-    /// Calls to the peer in flight at once; beyond it a call waits for a
-    /// free one for at most 40% of its remaining deadline, then fails with
-    /// UNAVAILABLE.
-    #[arg(long, env = ENV_MAX_PEER_CALLS, value_name = ENV_MAX_PEER_CALLS, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
-    pub max_peer_calls: u32,
+    /// Calls to the peer in flight at once, at most
+    /// HTTP2_MAX_CONCURRENT_STREAMS (what a peer running this service
+    /// allows on the one connection) [default: HTTP2_MAX_CONCURRENT_STREAMS];
+    /// beyond it a call waits for a free one for at most 40% of its
+    /// remaining deadline, then fails with UNAVAILABLE.
+    #[arg(long, env = ENV_MAX_PEER_CALLS, value_name = ENV_MAX_PEER_CALLS, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_peer_calls: Option<u32>,
     /// Taken off the caller's remaining deadline when it is passed on to the
     /// peer, so this service answers DEADLINE_EXCEEDED before the caller
-    /// gives up (the caller then never sees CANCELLED).
+    /// gives up (the caller then never sees CANCELLED). Less than half of
+    /// REQUEST_TIMEOUT.
     #[arg(long, env = ENV_PEER_DEADLINE_MARGIN, value_name = ENV_PEER_DEADLINE_MARGIN, default_value = "20ms", value_parser = parse_duration)]
     pub peer_deadline_margin: Duration,
-    /// How often the EMF metric lines are written (JSON logs only); 0s
-    /// writes none.
-    #[arg(long, env = ENV_EMF_INTERVAL, value_name = ENV_EMF_INTERVAL, default_value = "60s", value_parser = parse_duration)]
+    /// How often the EMF metric lines are written (JSON logs only): 0s
+    /// writes none, otherwise at least 1s.
+    #[arg(long, env = ENV_EMF_INTERVAL, value_name = ENV_EMF_INTERVAL, default_value = "60s", value_parser = parse_emf_interval)]
     pub emf_interval: Duration,
     /// CloudWatch namespace of the EMF metrics.
     #[arg(long, env = ENV_METRICS_NAMESPACE, value_name = ENV_METRICS_NAMESPACE, default_value = crate::emf::catalog::DEFAULT_NAMESPACE, value_parser = parse_namespace)]
@@ -243,7 +251,7 @@ impl ServeArgs {
         Ok(ServiceConfig {
             service_name: name.clone(),
             listen_address: SocketAddr::new(self.bind_address, self.service.port()?),
-            peer: self.runtime.peer_settings(peer_url),
+            peer: self.runtime.peer_settings(peer_url)?,
             drain_delay: self.drain_delay,
             shutdown_timeout: self.runtime.shutdown_timeout,
             limits: self.runtime.limits.limits(),
@@ -255,22 +263,24 @@ impl ServeArgs {
 
 impl LocalArgs {
     /// service-a and service-b on `bind_address`, each calling the other there.
-    pub fn service_configs(&self) -> Vec<ServiceConfig> {
+    pub fn service_configs(&self) -> Result<Vec<ServiceConfig>, ConfigError> {
         crate::topology::KNOWN_SERVICES
             .iter()
             .map(|service| {
                 let peer = service.peer_service();
                 let peer_address = SocketAddr::new(self.bind_address, peer.port);
-                ServiceConfig {
+                Ok(ServiceConfig {
                     service_name: ServiceName(service.name.to_owned()),
                     listen_address: SocketAddr::new(self.bind_address, service.port),
-                    peer: self.runtime.peer_settings(PeerUrl::loopback(peer_address)),
+                    peer: self
+                        .runtime
+                        .peer_settings(PeerUrl::loopback(peer_address))?,
                     drain_delay: self.drain_delay,
                     shutdown_timeout: self.runtime.shutdown_timeout,
                     limits: self.runtime.limits.limits(),
                     emf: self.runtime.emf_settings(),
                     ecs_metadata_uri: None,
-                }
+                })
             })
             .collect()
     }
@@ -284,15 +294,31 @@ impl RuntimeArgs {
         }
     }
 
-    fn peer_settings(&self, url: PeerUrl) -> PeerSettings {
-        PeerSettings {
+    /// The peer settings, checked against the server's limits they depend on.
+    fn peer_settings(&self, url: PeerUrl) -> Result<PeerSettings, ConfigError> {
+        let streams = self.limits.http2_max_concurrent_streams;
+        let max_calls = self.max_peer_calls.unwrap_or(streams);
+        if max_calls > streams {
+            return Err(ConfigError::TooManyPeerCalls {
+                max_peer_calls: max_calls,
+                streams,
+            });
+        }
+        let request_timeout = Duration::from(self.limits.request_timeout);
+        if self.peer_deadline_margin >= request_timeout / 2 {
+            return Err(ConfigError::MarginTooLong {
+                margin: self.peer_deadline_margin,
+                request_timeout,
+            });
+        }
+        Ok(PeerSettings {
             url,
             connect_timeout: self.peer_connect_timeout,
             request_timeout: self.peer_request_timeout,
             keepalive_interval: self.peer_keepalive_interval,
-            max_calls: self.max_peer_calls,
+            max_calls,
             deadline_margin: self.peer_deadline_margin,
-        }
+        })
     }
 }
 
@@ -308,7 +334,7 @@ mod tests {
     fn no_subcommand_means_local_on_loopback() {
         let cli = parse(&[]).expect("parses");
         assert!(cli.command.is_none());
-        let configs = cli.local.service_configs();
+        let configs = cli.local.service_configs().expect("valid defaults");
         let summary: Vec<_> = configs
             .iter()
             .map(|c| {
@@ -395,6 +421,54 @@ mod tests {
         ] {
             let error = parse(args).expect_err("must be rejected").to_string();
             assert!(error.contains(needle), "{args:?}: {error}");
+        }
+    }
+
+    fn serve_config(args: &[&str]) -> Result<ServiceConfig, ConfigError> {
+        let cli = parse(&[&["serve"][..], args].concat()).expect("parses");
+        let Some(Command::Serve(args)) = cli.command else {
+            panic!("not serve")
+        };
+        args.service_config()
+    }
+
+    #[test]
+    fn max_peer_calls_follows_and_stays_within_the_peers_stream_limit() {
+        for (args, expected) in [
+            (&[][..], Ok(limits::DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS)),
+            (&["--http2-max-concurrent-streams", "10"], Ok(10)),
+            (&["--max-peer-calls", "100"], Ok(100)),
+            (&["--max-peer-calls", "7"], Ok(7)),
+            (
+                &["--max-peer-calls", "101"],
+                Err(ConfigError::TooManyPeerCalls {
+                    max_peer_calls: 101,
+                    streams: 100,
+                }),
+            ),
+        ] {
+            let max_calls = serve_config(args).map(|config| config.peer.max_calls);
+            assert_eq!(max_calls, expected, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn the_deadline_margin_is_less_than_half_the_request_timeout() {
+        for (args, ok) in [
+            (&[][..], true),
+            (&["--peer-deadline-margin", "14999ms"], true),
+            (&["--peer-deadline-margin", "15s"], false),
+            (&["--request-timeout", "40ms"], false),
+            (&["--request-timeout", "41ms"], true),
+        ] {
+            let config = serve_config(args);
+            assert_eq!(config.is_ok(), ok, "{args:?}: {config:?}");
+            if let Err(error) = config {
+                assert!(
+                    matches!(error, ConfigError::MarginTooLong { .. }),
+                    "{error}"
+                );
+            }
         }
     }
 }

@@ -222,7 +222,9 @@ mod tests {
         // transport failure comes in. The failure waits for the lock and is
         // recorded after the answer, flag included.
         let peer = Reachability::default();
-        peer.admit().expect("reachable").transport_failed("refused".into());
+        peer.admit()
+            .expect("reachable")
+            .transport_failed("refused".into());
         let answering = peer.admit().expect("a probe");
         std::thread::scope(|scope| {
             let mut state = peer.lock();
@@ -240,7 +242,10 @@ mod tests {
             assert!(failing.join().expect("thread"), "admitted after the answer");
         });
         assert!(consistent(&peer), "{peer:?}");
-        assert!(peer.failing.load(Ordering::Acquire), "fail-fast is on again");
+        assert!(
+            peer.failing.load(Ordering::Acquire),
+            "fail-fast is on again"
+        );
         let _probe = peer.admit().expect("one probe");
         assert!(peer.admit().is_err(), "the others fail at once");
     }
