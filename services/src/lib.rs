@@ -18,5 +18,6 @@ pub mod peer;
 pub mod server;
 pub mod shutdown;
 pub mod status;
+mod telemetry;
 mod throttle;
 pub mod topology;

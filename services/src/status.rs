@@ -30,6 +30,7 @@ use crate::{
     http::{REQUEST_ID_HEADER, RequestDeadline, TraceContext},
     metrics::Metrics,
     peer::PeerClient,
+    telemetry::PeerCall,
     throttle::Throttle,
 };
 
@@ -211,7 +212,23 @@ impl StatusService for StatusApi {
         let peer = &self.inner.peer;
         let deadline = request.extensions().get::<RequestDeadline>().copied();
         let trace = request.extensions().get::<TraceContext>();
-        match peer.get_status(request.metadata(), deadline, trace).await {
+        // The call's CLIENT span, when this request's span is recorded.
+        let call = trace.and_then(PeerCall::start);
+        let answer = peer
+            .get_status(
+                request.metadata(),
+                deadline,
+                call.as_ref().map_or(trace, |c| Some(c.trace())),
+            )
+            .await;
+        if let Some(call) = call {
+            call.end(
+                answer
+                    .as_ref()
+                    .map_or_else(Status::code, |_| tonic::Code::Ok),
+            );
+        }
+        match answer {
             Ok(response) => Ok(Response::new(response)),
             Err(status) => {
                 let request_id = request

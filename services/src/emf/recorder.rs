@@ -111,6 +111,11 @@ impl Recorder {
         )
     }
 
+    /// Whether `route` is one of the known routes, not [`OTHER_ROUTE`].
+    pub(crate) fn is_known(&self, route: RouteId) -> bool {
+        route.0 + 1 < self.routes.len()
+    }
+
     fn stats(&self, route: RouteId, class: CodeClass) -> &RouteStats {
         let class_index = CodeClass::ALL.iter().position(|c| *c == class).unwrap_or(0);
         &self.stats[route.0 * CodeClass::ALL.len() + class_index]

@@ -31,7 +31,10 @@ use super::{
     request_id::ensure_request_id,
     trace_context::TraceContext,
 };
-use crate::emf::{CodeClass, Recorder, RouteId};
+use crate::{
+    emf::{CodeClass, Recorder, RouteId},
+    telemetry::{Ending, ServerSpan, Spans},
+};
 
 /// Longest path or user agent written to a line; the rest is cut.
 const MAX_LOGGED_TEXT: usize = 256;
@@ -49,13 +52,15 @@ pub(crate) struct Panicked(pub(crate) String);
 pub(crate) struct AccessLogLayer {
     service: Arc<str>,
     recorder: Arc<Recorder>,
+    spans: Spans,
 }
 
 impl AccessLogLayer {
-    pub(crate) fn new(service: &str, recorder: Arc<Recorder>) -> Self {
+    pub(crate) fn new(service: &str, recorder: Arc<Recorder>, spans: Spans) -> Self {
         Self {
             service: service.into(),
             recorder,
+            spans,
         }
     }
 }
@@ -68,6 +73,7 @@ impl<S> Layer<S> for AccessLogLayer {
             inner,
             service: Arc::clone(&self.service),
             recorder: Arc::clone(&self.recorder),
+            spans: self.spans.clone(),
         }
     }
 }
@@ -77,6 +83,7 @@ pub(crate) struct AccessLog<S> {
     inner: S,
     service: Arc<str>,
     recorder: Arc<Recorder>,
+    spans: Spans,
 }
 
 /// What the metrics and the line need, carried until the request ends.
@@ -88,6 +95,8 @@ struct Entry {
     started: Instant,
     /// None when request lines are off (RUST_LOG=warn): nothing to carry.
     line: Option<Box<LineFields>>,
+    /// The request's SERVER span, when trace export sampled it.
+    span: Option<Box<ServerSpan>>,
 }
 
 #[derive(Debug)]
@@ -117,13 +126,27 @@ impl Entry {
         access_log: &AccessLog<impl Sized>,
         request: &Request<B>,
         line: Option<LineFields>,
+        trace: &TraceContext,
     ) -> Self {
+        let route = access_log.recorder.route(target(request));
+        let protocol = Protocol::of(request);
+        let span = trace.sink().map(|sink| {
+            Box::new(ServerSpan::new(
+                trace.clone(),
+                sink.clone(),
+                request.method(),
+                target(request),
+                protocol.is_grpc(),
+                access_log.recorder.is_known(route),
+            ))
+        });
         Self {
             recorder: Arc::clone(&access_log.recorder),
-            route: access_log.recorder.route(target(request)),
-            protocol: Protocol::of(request),
+            route,
+            protocol,
             started: Instant::now(),
             line: line.map(Box::new),
+            span,
         }
     }
 
@@ -146,6 +169,9 @@ impl Entry {
             .record_request(self.route, CodeClass::of_http(class_status), latency);
         if let Some(line) = self.line {
             line.write(self.protocol, latency, status, grpc_code, outcome);
+        }
+        if let Some(span) = self.span {
+            span.end(Ending { status, grpc_code });
         }
     }
 }
@@ -256,11 +282,12 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let request_id = ensure_request_id(request.headers_mut());
-        let trace = TraceContext::from_headers(request.headers());
+        let mut trace = TraceContext::from_headers(request.headers());
+        self.spans.sample(&mut trace);
         // Nothing to carry when the line would not be written (RUST_LOG=warn).
         let line = tracing::enabled!(tracing::Level::INFO)
             .then(|| LineFields::new(&self.service, &request, request_id.clone(), trace.clone()));
-        let entry = Some(Entry::new(self, &request, line));
+        let entry = Some(Entry::new(self, &request, line, &trace));
         request.extensions_mut().insert(trace);
         ResponseFuture {
             inner: self.inner.call(request),

@@ -17,6 +17,8 @@ use std::fmt::{self, Write as _};
 
 use http::{HeaderMap, HeaderValue};
 
+use crate::telemetry::SpanSink;
+
 pub(crate) const TRACEPARENT: &str = "traceparent";
 pub(crate) const TRACESTATE: &str = "tracestate";
 pub(crate) const AMZN_TRACE_ID: &str = "x-amzn-trace-id";
@@ -41,6 +43,11 @@ pub struct TraceContext {
     /// The X-Ray root of the caller's `X-Amzn-Trace-Id` (what the ALB's
     /// access log shows), kept even when a `traceparent` chose the trace.
     amzn_root: Option<[u8; 16]>,
+    /// Where this request's spans go, when trace export is on and sampled
+    /// it ([`crate::telemetry`]).
+    sink: Option<SpanSink>,
+    /// See [`Self::caller_sampled`].
+    caller_sampled: Option<bool>,
 }
 
 impl TraceContext {
@@ -61,6 +68,8 @@ impl TraceContext {
                 tracestate: headers.get(TRACESTATE).filter(|v| is_passable(v)).cloned(),
                 amzn_sampled,
                 amzn_root,
+                sink: None,
+                caller_sampled: Some(flags & 1 == 1),
             };
         }
         if let Some(amzn) = amzn {
@@ -72,6 +81,12 @@ impl TraceContext {
                 tracestate: None,
                 amzn_sampled,
                 amzn_root,
+                sink: None,
+                caller_sampled: amzn
+                    .parent_id
+                    .and(amzn.sampled)
+                    .filter(|c| *c != '?')
+                    .map(|c| c == '1'),
             };
         }
         Self {
@@ -83,6 +98,52 @@ impl TraceContext {
             tracestate: None,
             amzn_sampled: None,
             amzn_root: None,
+            sink: None,
+            caller_sampled: None,
+        }
+    }
+
+    pub(crate) fn trace_id_bytes(&self) -> [u8; 16] {
+        self.trace_id
+    }
+
+    pub(crate) fn span_id_bytes(&self) -> [u8; 8] {
+        self.span_id
+    }
+
+    pub(crate) fn parent_id_bytes(&self) -> Option<[u8; 8]> {
+        self.parent_id
+    }
+
+    /// The caller's sampling decision, when it made one: its `traceparent`
+    /// flag, or its `X-Amzn-Trace-Id` `Parent` with `Sampled=0|1` (`?` or
+    /// none: undecided, as the ALB sends it).
+    pub(crate) fn caller_sampled(&self) -> Option<bool> {
+        self.caller_sampled
+    }
+
+    /// This service's sampling decision (trace export on): passed on in
+    /// both headers, and where the request's spans go when sampled.
+    pub(crate) fn set_sampled(&mut self, sampled: bool, sink: Option<SpanSink>) {
+        self.flags = (self.flags & !1) | u8::from(sampled);
+        if let Some(amzn) = &mut self.amzn_sampled {
+            *amzn = Some(if sampled { '1' } else { '0' });
+        }
+        self.sink = sink;
+    }
+
+    /// Where this request's spans go, when they are recorded.
+    pub(crate) fn sink(&self) -> Option<&SpanSink> {
+        self.sink.as_ref()
+    }
+
+    /// The context of a call made on behalf of this request: a new span,
+    /// the child of this one, in the same trace with the same decision.
+    pub(crate) fn child(&self) -> Self {
+        Self {
+            span_id: random_id::<8>(),
+            parent_id: Some(self.span_id),
+            ..self.clone()
         }
     }
 
@@ -383,5 +444,43 @@ mod tests {
         let outgoing = first.outgoing_headers();
         assert_eq!(outgoing.len(), 1, "no X-Ray header made up: {outgoing:?}");
         assert!(outgoing[0].1.to_str().expect("ascii").ends_with("-00"));
+    }
+
+    #[test]
+    fn this_services_sampling_decision_is_passed_on_in_both_headers() {
+        let mut context = TraceContext::from_headers(&headers(&[(
+            AMZN_TRACE_ID,
+            "Root=1-5759e988-bd862e3fe1be46a994272793",
+        )]));
+        assert_eq!(context.caller_sampled(), None, "the ALB decides nothing");
+        context.set_sampled(true, None);
+        let outgoing = context.outgoing_headers();
+        assert!(outgoing[0].1.to_str().expect("ascii").ends_with("-01"));
+        assert!(
+            outgoing[1]
+                .1
+                .to_str()
+                .expect("ascii")
+                .ends_with(";Sampled=1"),
+            "{outgoing:?}"
+        );
+        let child = context.child();
+        assert_eq!(child.parent_id_bytes(), Some(context.span_id_bytes()));
+        assert_ne!(child.span_id_bytes(), context.span_id_bytes());
+        assert_eq!(child.trace_id_bytes(), context.trace_id_bytes());
+
+        let mut context = TraceContext::from_headers(&headers(&[(
+            TRACEPARENT,
+            &format!("00-{TRACE}-{PARENT}-01"),
+        )]));
+        assert_eq!(context.caller_sampled(), Some(true));
+        context.set_sampled(false, None);
+        assert!(
+            context.outgoing_headers()[0]
+                .1
+                .to_str()
+                .expect("ascii")
+                .ends_with("-00")
+        );
     }
 }

@@ -45,6 +45,7 @@ use crate::{
         protocol::{Protocol, error_response, is_grpc, is_grpc_web},
     },
     status::StatusApi,
+    telemetry::Spans,
 };
 
 /// The HTTP service of one instance.
@@ -68,6 +69,7 @@ pub(crate) fn app(
     health: &HealthReporter,
     limits: &ServerLimits,
     recorder: Arc<Recorder>,
+    spans: Spans,
 ) -> Result<App, ServeError> {
     let service = api.identity().service.clone();
     let health = Arc::new(HealthService::from_health_reporter(health.clone()));
@@ -115,7 +117,7 @@ pub(crate) fn app(
         grpc_web,
         rest,
     };
-    Ok(AccessLogLayer::new(&service, recorder)
+    Ok(AccessLogLayer::new(&service, recorder, spans)
         .layer(status_gateway::cors().layer(shed.layer(deadline.layer(routes)))))
 }
 

@@ -36,6 +36,7 @@ use crate::{
     metrics::Metrics,
     peer::PeerClient,
     status::{Identity, Lifecycle, StatusApi},
+    telemetry::Spans,
 };
 
 /// How long to wait for the ECS task metadata endpoint at start.
@@ -72,10 +73,17 @@ pub async fn serve(
     );
     let health = HealthReporter::new();
     set_health(&health, false).await;
+    let spans = Spans::from_env(service, &config.peer.url);
 
     let stopping = lifecycle.stopping().clone();
     let context = ConnectionContext {
-        app: app(api.clone(), &health, limits, Arc::clone(&recorder))?,
+        app: app(
+            api.clone(),
+            &health,
+            limits,
+            Arc::clone(&recorder),
+            spans.clone(),
+        )?,
         builder: Arc::new(connection::builder(limits)),
         first_byte_timeout: limits.first_byte_timeout,
         idle_timeout: limits.connection_idle_timeout,
@@ -128,6 +136,7 @@ pub async fn serve(
             metrics.ready(),
             load_ecs_task(&api, config.ecs_metadata_uri.as_deref())
         );
+        spans.start(api.identity().ecs_task.get());
         set_health(&health, true).await;
         tracing::info!(service, "serving");
     };
@@ -151,6 +160,7 @@ pub async fn serve(
 
     tracing::info!(service, "stopping: no new connections, ending streams");
     stopping.cancel();
+    let stop_started = tokio::time::Instant::now();
     let mut connections = accepting.await?;
     let all_closed = async { while connections.join_next().await.is_some() {} };
     if tokio::time::timeout(config.shutdown_timeout, all_closed)
@@ -165,6 +175,14 @@ pub async fn serve(
         );
         connections.shutdown().await;
     }
+    // The last spans, in what is left of the shutdown timeout.
+    spans
+        .shutdown(
+            config
+                .shutdown_timeout
+                .saturating_sub(stop_started.elapsed()),
+        )
+        .await;
     // The last metrics, counted up to the last request.
     published.cancel();
     publishing.await?;
