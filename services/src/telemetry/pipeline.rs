@@ -45,12 +45,7 @@ impl Losses {
     fn dropped(&self, spans: u64, why: &'static str) {
         let total = self.dropped.fetch_add(spans, Ordering::Relaxed) + spans;
         if self.warnings.event().is_some() {
-            tracing::warn!(
-                dropped = spans,
-                dropped_total = total,
-                reason = why,
-                "trace spans dropped"
-            );
+            tracing::warn!(dropped_total = total, reason = why, "trace spans dropped");
         }
     }
 
