@@ -330,9 +330,9 @@ mod tests {
             find(&attributes, "peer.service").as_deref(),
             Some("service-b")
         );
-        let url: PeerUrl = "https://peer.example".parse().expect("url");
+        let url: PeerUrl = "http://peer.example".parse().expect("url");
         let attributes = peer_attributes("custom", &url);
-        assert_eq!(find(&attributes, "server.port").as_deref(), Some("443"));
+        assert_eq!(find(&attributes, "server.port").as_deref(), Some("80"));
         assert_eq!(
             find(&attributes, "peer.service").as_deref(),
             Some("peer.example")
