@@ -87,6 +87,10 @@ cat >"$work/ecs/task" <<'EOF'
 EOF
 python3 -m http.server 28210 --bind 127.0.0.1 --directory "$work/ecs" >"$work/ecs.log" 2>&1 &
 pids+=($!)
+for _ in $(seq 100); do
+  curl -sf -o /dev/null http://127.0.0.1:28210/task && break
+  sleep 0.1
+done
 
 # start NAME PORT PEER_PORT LOG [VAR=VALUE...]: one service, until SERVING.
 start() {
