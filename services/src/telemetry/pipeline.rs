@@ -79,24 +79,38 @@ impl Pipeline {
                 .build()?,
         };
         exporter.set_resource(resource);
+        Ok(Self::with_exporter(
+            exporter,
+            config.max_queue_size,
+            config.export_timeout,
+            runtime,
+        ))
+    }
+
+    fn with_exporter<E: SpanExporter + 'static>(
+        exporter: E,
+        max_queue_size: usize,
+        export_timeout: Duration,
+        runtime: Handle,
+    ) -> Self {
         let losses = Arc::new(Losses::default());
         let exporter = OnRuntime {
             inner: Arc::new(exporter),
             runtime,
-            timeout: config.export_timeout,
+            timeout: export_timeout,
             losses: Arc::clone(&losses),
         };
         let batch = BatchConfigBuilder::default()
-            .with_max_queue_size(config.max_queue_size)
+            .with_max_queue_size(max_queue_size)
             .build();
         let processor = BatchSpanProcessor::builder(exporter)
             .with_batch_config(batch)
             .build();
-        Ok(Self {
+        Self {
             processor,
-            max_queue_size: config.max_queue_size,
+            max_queue_size,
             losses,
-        })
+        }
     }
 
     /// Queues a finished span, or drops and counts it when the queue is full.
@@ -164,6 +178,90 @@ impl<E: SpanExporter + 'static> SpanExporter for OnRuntime<E> {
         // processor's, with the resource it was given) changes nothing.
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.set_resource(resource);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use opentelemetry::{
+        InstrumentationScope,
+        trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState},
+    };
+    use opentelemetry_sdk::{
+        error::OTelSdkError,
+        trace::{SpanEvents, SpanLinks},
+    };
+
+    use super::*;
+
+    /// A collector that never answers, or refuses every export.
+    #[derive(Debug)]
+    struct Collector {
+        hangs: bool,
+    }
+
+    impl SpanExporter for Collector {
+        async fn export(&self, _batch: Vec<SpanData>) -> OTelSdkResult {
+            if self.hangs {
+                std::future::pending::<()>().await;
+            }
+            Err(OTelSdkError::InternalFailure("refused".into()))
+        }
+    }
+
+    fn span() -> SpanData {
+        SpanData {
+            span_context: SpanContext::new(
+                TraceId::from_bytes([1; 16]),
+                SpanId::from_bytes([2; 8]),
+                TraceFlags::SAMPLED,
+                false,
+                TraceState::default(),
+            ),
+            parent_span_id: SpanId::INVALID,
+            parent_span_is_remote: false,
+            span_kind: SpanKind::Server,
+            name: "GET".into(),
+            start_time: SystemTime::now(),
+            end_time: SystemTime::now(),
+            attributes: Vec::new(),
+            dropped_attributes_count: 0,
+            events: SpanEvents::default(),
+            links: SpanLinks::default(),
+            status: Status::Unset,
+            instrumentation_scope: InstrumentationScope::builder("test").build(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_span_is_exported_or_counted_and_the_stop_is_bounded() {
+        for hangs in [false, true] {
+            let pipeline = Arc::new(Pipeline::with_exporter(
+                Collector { hangs },
+                16,
+                Duration::from_millis(100),
+                Handle::current(),
+            ));
+            for _ in 0..1000 {
+                pipeline.send(span());
+            }
+            // Beyond the queue, refused at once.
+            assert!(
+                pipeline.losses().dropped_total() >= 1000 - 16,
+                "hangs: {hangs}"
+            );
+            let stopping = Arc::clone(&pipeline);
+            let stopped = tokio::time::timeout(
+                Duration::from_secs(10),
+                tokio::task::spawn_blocking(move || stopping.shutdown(Duration::from_secs(2))),
+            )
+            .await;
+            assert!(stopped.is_ok(), "shutdown not bounded (hangs: {hangs})");
+            // None exported: each one refused, failed or timed out, and counted.
+            assert_eq!(pipeline.losses().dropped_total(), 1000, "hangs: {hangs}");
         }
     }
 }
