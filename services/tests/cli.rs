@@ -446,3 +446,105 @@ async fn lines_logged_at_a_forced_shutdown_are_written() {
         "{stdout}"
     );
 }
+
+/// A task metadata endpoint on loopback that answers every request with `body`.
+fn fake_metadata_endpoint(body: &'static str) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut head = [0u8; 4096];
+            let _ = std::io::Read::read(&mut stream, &mut head);
+            let _ = std::io::Write::write_all(
+                &mut stream,
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+        }
+    });
+    format!("http://{address}/v4/container")
+}
+
+/// Metadata that is JSON but no task (`[]`) leaves `ecs_task` out of the
+/// status with a warning; it used to be an empty task, logged as loaded.
+#[test]
+fn ecs_metadata_that_is_not_a_task_is_absent_with_a_warning() {
+    for (body, task_arn) in [
+        ("[]", None),
+        ("{}", None),
+        (
+            r#"{"TaskARN":"arn:aws:ecs:us-east-2:111122223333:task/demo/0123","Cluster":"demo","LaunchType":"FARGATE"}"#,
+            Some("arn:aws:ecs:us-east-2:111122223333:task/demo/0123"),
+        ),
+    ] {
+        let metadata_uri = fake_metadata_endpoint(body);
+        let port = free_port().to_string();
+        let mut server = Command::new(BINARY)
+            .args(["serve"])
+            .env_clear()
+            .env("SERVICE_NAME", "service-b")
+            .env("SERVER_PORT", &port)
+            .env("BIND_ADDRESS", "127.0.0.1")
+            .env("PEER_URL", "http://127.0.0.1:9")
+            .env("DRAIN_DELAY", "0s")
+            .env("ECS_CONTAINER_METADATA_URI_V4", &metadata_uri)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("server starts");
+        let env = [
+            ("SERVICE_NAME", "service-b"),
+            ("SERVER_PORT", port.as_str()),
+        ];
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !run(&["healthcheck"], &env).status.success() {
+            if Instant::now() >= deadline {
+                let _ = server.kill();
+                panic!("{body}: never healthy");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let status = run(&["status", &format!("127.0.0.1:{port}")], &[]);
+        let _ = Command::new("kill")
+            .args(["-TERM", &server.id().to_string()])
+            .status();
+        let exit = server.wait().expect("server exits");
+        assert_eq!(exit.code(), Some(0), "{body}");
+        let json: serde_json::Value =
+            serde_json::from_slice(&status.stdout).expect("status prints JSON");
+        let ecs_task = &json["status"]["ecs_task"];
+        assert_eq!(
+            ecs_task["task_arn"].as_str(),
+            task_arn,
+            "{body}: {}",
+            json["status"]
+        );
+        let mut stdout = String::new();
+        std::io::Read::read_to_string(server.stdout.as_mut().expect("piped"), &mut stdout)
+            .expect("read");
+        let logged = |message: &str| {
+            stdout.lines().any(|line| {
+                serde_json::from_str::<serde_json::Value>(line)
+                    .is_ok_and(|line| line["message"] == message)
+            })
+        };
+        match task_arn {
+            None => {
+                assert!(
+                    ecs_task.is_null(),
+                    "{body}: absent, not made up: {ecs_task}"
+                );
+                assert!(
+                    logged("ECS task metadata unavailable") && stdout.contains("TaskARN"),
+                    "{body}: a warning saying why:\n{stdout}"
+                );
+                assert!(!logged("ECS task metadata loaded"), "{body}:\n{stdout}");
+            }
+            Some(_) => assert!(logged("ECS task metadata loaded"), "{body}:\n{stdout}"),
+        }
+    }
+}
