@@ -233,3 +233,90 @@ async fn a_timed_out_probe_keeps_the_peer_unreachable() {
         );
     }
 }
+
+/// The peer as a process of this binary, killed when the test ends (also
+/// when it fails).
+struct PeerProcess(std::process::Child);
+
+impl PeerProcess {
+    fn signal(&self, name: &str) {
+        let sent = std::process::Command::new("kill")
+            .args([name, &self.0.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success(), "kill {name}");
+    }
+}
+
+impl Drop for PeerProcess {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-CONT", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// MAX_PEER_CALLS at its default stays within the streams a peer running
+/// this binary at its defaults allows on the one connection, so calls
+/// beyond it wait for a slot and fail UNAVAILABLE (503), as documented,
+/// instead of queueing inside the HTTP/2 client until DEADLINE_EXCEEDED
+/// (504). The peer is this binary, stopped once the connection is up, so
+/// every stream opened on it stays open.
+#[tokio::test]
+async fn calls_beyond_the_peers_stream_limit_are_unavailable_not_deadline_exceeded() {
+    use clap::Parser;
+    use status_services::config::{Cli, Command, limits::DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS};
+
+    let port = closed_port().await.port();
+    let b = PeerProcess(
+        std::process::Command::new(env!("CARGO_BIN_EXE_status-service"))
+            .arg("serve")
+            .env_clear()
+            .env("SERVICE_NAME", "service-b")
+            .env("SERVER_PORT", port.to_string())
+            .env("BIND_ADDRESS", "127.0.0.1")
+            .env("PEER_URL", "http://127.0.0.1:9")
+            .env("DRAIN_DELAY", "0s")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("the peer starts"),
+    );
+    // service-a as `serve` configures it from its defaults.
+    let peer_url = format!("http://127.0.0.1:{port}");
+    let cli =
+        Cli::try_parse_from(["status-service", "serve", "--peer-url", &peer_url]).expect("parses");
+    let Some(Command::Serve(args)) = cli.command else {
+        panic!("not serve")
+    };
+    let mut a_config = args.service_config().expect("the defaults are valid");
+    a_config.peer.request_timeout = PEER_TIMEOUT;
+    let a = start_on(bind().await, a_config, frozen_metrics()).await;
+    let ready = Instant::now() + Duration::from_secs(15);
+    while get_http1(a.address, "/service-a/other-status").await.status != StatusCode::OK {
+        assert!(Instant::now() < ready, "the peer never answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    b.signal("-STOP");
+    let streams = DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS as usize;
+    let beyond = 10;
+    // One HTTP/1.1 connection per call, so nothing queues before service-a.
+    let calls = (0..streams + beyond).map(|_| {
+        let address = a.address;
+        async move { get_http1(address, "/service-a/other-status").await.status }
+    });
+    let mut counts = std::collections::BTreeMap::new();
+    for status in futures_join_all(calls).await {
+        *counts.entry(status.as_u16()).or_insert(0usize) += 1;
+    }
+    let timed_out = counts.get(&504).copied().unwrap_or_default();
+    let refused = counts.get(&503).copied().unwrap_or_default();
+    assert_eq!(timed_out + refused, streams + beyond, "{counts:?}");
+    assert!(
+        timed_out <= streams && refused >= beyond,
+        "at most one stream per peer slot times out, the rest are refused: {counts:?}"
+    );
+    drop(b);
+}
