@@ -17,11 +17,16 @@ IMG_RUN=/run/status-image-$(printf '%s' "$IMG_ROOT" | md5sum | cut -c1-8)
 IMG_BUILDER_BASE=docker.io/library/rust:1.95-bookworm
 IMG_RUNTIME_BASE=gcr.io/distroless/cc-debian12:nonroot
 # The image the Dockerfile builds.
-IMG_APP=localhost/status-service:image-test
+IMG_APP=${IMG_APP:-localhost/status-service:image-test}
 IMG_SUITE=bookworm
 # The Rust toolchain the builder stand-in carries: the one on this machine
 # whose rustc reports this version (the workspace's rust-version).
 IMG_RUST_VERSION=1.95.0
+
+# nproc for the containers: the task definition sets none (Fargate's
+# default applies), but podman's default fails here with EPERM, and so does
+# a value near this host's hard limit; 4096 is far above the app's threads.
+IMG_NPROC=4096
 
 # The test's network and addresses (a /24 no other script here uses).
 IMG_NETWORK=status-image

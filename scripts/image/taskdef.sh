@@ -11,13 +11,13 @@
 #   ulimits                 --ulimit name=soft:hard, capped at this host's
 #                           hard limit (podman cannot raise it; said in the
 #                           test's output); nproc, which the task definition
-#                           leaves to Fargate, is set to the host's hard limit
-#                           because podman's default fails here with EPERM
+#                           leaves to Fargate, is set to $IMG_NPROC because
+#                           podman's default fails here with EPERM
 #   portMappings            --publish 127.0.0.1::containerPort (awsvpc: the
 #                           task's own address; here a free host port so
 #                           nothing else on this machine is in the way)
 #   stopTimeout             --stop-timeout
-#   healthCheck             --health-cmd (the same exec-form array) and its
+#   healthCheck             --health-cmd (the same exec-form argv) and its
 #                           interval, timeout, retries, start period
 #   linuxParameters.initProcessEnabled   --init (catatonit as PID 1)
 # PEER_URL's host (the peer's Service Connect name) resolves to the peer
@@ -78,13 +78,16 @@ run_args() {
     printf '%s\n' --ulimit "$name=$cap_soft:$cap_hard"
   done < <(jq -r '.ulimits[]? | "\(.name) \(.softLimit) \(.hardLimit)"' <<<"$def")
   if ! jq -e '.ulimits[]? | select(.name == "nproc")' <<<"$def" >/dev/null; then
-    limit=$(host_hard_limit nproc)
+    limit=$(capped_limit "$IMG_NPROC" nproc)
     printf '%s\n' --ulimit "nproc=$limit:$limit"
   fi
   jq -r '.portMappings[] | "--publish\n127.0.0.1::\(.containerPort)/\(.protocol // "tcp")"' <<<"$def"
   printf '%s\n' --stop-timeout "$(jq -r '.stopTimeout' <<<"$def")"
   if jq -e '.healthCheck' <<<"$def" >/dev/null; then
-    printf '%s\n' --health-cmd "$(jq -c '.healthCheck.command' <<<"$def")"
+    # ECS's ["CMD", argv...] is podman's JSON argv; ["CMD-SHELL", "..."] is
+    # podman's plain string (run with /bin/sh -c, which this image lacks).
+    printf '%s\n' --health-cmd "$(jq -r '.healthCheck.command |
+      if .[0] == "CMD" then .[1:] | tojson elif .[0] == "CMD-SHELL" then .[1] else tojson end' <<<"$def")"
     jq -r '.healthCheck | "--health-interval\n\(.interval)s\n--health-timeout\n\(.timeout)s\n--health-retries\n\(.retries)\n--health-start-period\n\(.startPeriod)s"' <<<"$def"
   fi
   if [ "$(jq -r '.linuxParameters.initProcessEnabled // false' <<<"$def")" = true ]; then
