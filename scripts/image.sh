@@ -71,7 +71,9 @@ cmd_leftovers() {
   local left=()
   [ ! -d "$IMG_STATE/storage" ] || left+=("store $IMG_STATE/storage")
   [ ! -d "$IMG_RUN" ] || left+=("runtime state $IMG_RUN")
-  if ip link show 2>/dev/null | grep -q "cni-status-img"; then left+=("bridge cni-status-img"); fi
+  local bridge
+  bridge=$(ip -o addr show 2>/dev/null | awk -v net="${IMG_SUBNET%.*/*}." 'index($4, net) == 1 {print $2}')
+  [ -z "$bridge" ] || left+=("bridge $bridge ($IMG_SUBNET)")
   if [ ${#left[@]} -gt 0 ]; then
     printf '%s\n' "${left[@]}"
     return 1
