@@ -244,6 +244,10 @@ cmd_test() {
   require_tools podman runc jq curl grpcurl h2load cargo pgrep
   img_dirs
   have_image "$IMG_APP" || die "no $IMG_APP: run scripts/image.sh build first"
+  # The network's name, subnet and bridge are fixed: one test at a time on
+  # this machine, whichever clone runs it.
+  exec 9>/run/lock/status-image-test.lock
+  flock --timeout 900 9 || die "another scripts/image.sh test held the lock for 15 min"
   remove_test_containers
   trap remove_test_containers EXIT
   load_definitions
