@@ -31,6 +31,21 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
     child.wait_with_output().expect("the binary ends")
 }
 
+/// A configuration error: exit 64 and one line on stderr that contains
+/// every one of `needles`.
+fn assert_refused_at_start(output: &Output, case: &str, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(64), "{case}: {stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "{case}: one line: {stderr}"
+    );
+    for needle in needles {
+        assert!(stderr.contains(needle), "{case}: no {needle:?} in {stderr}");
+    }
+}
+
 #[test]
 fn bad_configuration_exits_64_with_one_line_naming_variable_and_value() {
     for (name, value) in [
@@ -49,16 +64,10 @@ fn bad_configuration_exits_64_with_one_line_naming_variable_and_value() {
         ("MAX_PEER_CALLS", "0"),
     ] {
         let output = run(&["serve"], &[(name, value)]);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(64), "{name}={value}: {stderr}");
-        assert_eq!(
-            stderr.trim_end().lines().count(),
-            1,
-            "{name}={value}: one line: {stderr}"
-        );
-        assert!(
-            stderr.contains(name) && stderr.contains(&format!("'{value}'")),
-            "{name}={value}: {stderr}"
+        assert_refused_at_start(
+            &output,
+            &format!("{name}={value}"),
+            &[name, &format!("'{value}'")],
         );
     }
 }
@@ -94,22 +103,10 @@ fn durations_out_of_bounds_exit_64_naming_variable_and_value() {
     for command in ["serve", "local"] {
         for (name, value) in BAD_DURATIONS {
             let output = run(&[command], &[(name, value)]);
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            assert_eq!(
-                output.status.code(),
-                Some(64),
-                "{command} {name}={value}: {stderr}"
-            );
-            assert_eq!(
-                stderr.trim_end().lines().count(),
-                1,
-                "{command} {name}={value}: one line: {stderr}"
-            );
-            assert!(
-                stderr.contains(name)
-                    && stderr.contains(&format!("'{value}'"))
-                    && stderr.contains("must be"),
-                "{command} {name}={value}: {stderr}"
+            assert_refused_at_start(
+                &output,
+                &format!("{command} {name}={value}"),
+                &[name, &format!("'{value}'"), "must be"],
             );
         }
     }
@@ -144,20 +141,7 @@ fn settings_that_contradict_each_other_exit_64_naming_both() {
     ] {
         for command in ["serve", "local"] {
             let output = run(&[command], env);
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            assert_eq!(
-                output.status.code(),
-                Some(64),
-                "{command} {env:?}: {stderr}"
-            );
-            assert_eq!(
-                stderr.trim_end().lines().count(),
-                1,
-                "{command} {env:?}: one line: {stderr}"
-            );
-            for name in names {
-                assert!(stderr.contains(name), "{command} {env:?}: {stderr}");
-            }
+            assert_refused_at_start(&output, &format!("{command} {env:?}"), &names);
         }
     }
 }
