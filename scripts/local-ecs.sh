@@ -10,7 +10,9 @@
 #   scripts/local-ecs.sh leftovers   list what is left; exit 1 if anything is
 #
 # Root only (namespaces). Needs haproxy, openssl, curl, grpcurl, socat, jq,
-# tcpdump, iproute2, util-linux; .ci/run's local_ecs part installs them.
+# tcpdump, iproute2, util-linux, and the trace collector that
+# tests/traces/build-collector.sh builds (go); .ci/run's local_ecs part
+# installs them.
 # Uses only its own namespaces (alb, task-a, task-b1, task-b2, toolbox),
 # links (lecs-*) and subnet (10.231.0.0/24).
 set -euo pipefail
@@ -78,6 +80,7 @@ cmd_test() {
   lecs_check_rest_via_alb
   lecs_check_per_request_balancing
   lecs_check_grpcurl_from_toolbox
+  lecs_check_trace_across_the_hop
   lecs_check_alb_tls_policy
   lecs_check_tls_between_tasks
   lecs_check_no_plaintext_on_bridge

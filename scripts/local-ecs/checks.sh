@@ -72,6 +72,47 @@ lecs_check_rest_via_alb() {
     "200 from the right service; 404 elsewhere; :80 -> 301"
 }
 
+# lecs_span TASK TRACE_ID KIND FIELD: FIELD of the span of that kind (2
+# SERVER, 3 CLIENT) in that trace, as the task's collector received it.
+lecs_span() {
+  jq -r --arg trace "$2" --argjson kind "$3" \
+    ".resourceSpans[].scopeSpans[].spans[] | select(.traceId == \$trace and .kind == \$kind) | $4" \
+    "$(lecs_dir "$1")/spans.jsonl" 2>/dev/null | head -n1
+}
+lecs_has_span() { [ -n "$(lecs_span "$1" "$2" "$3" .spanId)" ]; }
+
+# One trace across the Service Connect TLS hop: a request through the load
+# balancer with a sampled traceparent gives service-a's SERVER and CLIENT
+# spans in task-a's collector and the answering B replica's SERVER span,
+# the child of A's CLIENT span, in that replica's collector.
+lecs_check_trace_across_the_hop() {
+  local trace=4bf92f3577b34da6a3ce929d0e0e47aa caller=00f067aa0ba902b7 body code
+  local a_server a_client host b_parent
+  body=$(lecs_dir alb)/trace-body
+  lecs_log "one trace across the TLS hop, in the tasks' collectors"
+  code=$(lecs_alb_curl -o "$body" -w '%{http_code}' -H "traceparent: 00-$trace-$caller-01" \
+    "$(lecs_alb_url)/service-a/other-status")
+  [ "$code" = 200 ] || lecs_die "/service-a/other-status with a traceparent answered $code"
+  host=$(jq -r .status.hostname "$body")
+  lecs_is_task_of service-b "$host" || lecs_die "/service-a/other-status answered by '$host'"
+  lecs_wait 15 "task-a's collector to receive A's CLIENT span" lecs_has_span task-a "$trace" 3 ||
+    lecs_die "no CLIENT span of trace $trace in task-a's collector"
+  lecs_wait 15 "$host's collector to receive B's SERVER span" lecs_has_span "$host" "$trace" 2 ||
+    lecs_die "no SERVER span of trace $trace in $host's collector"
+  a_server=$(lecs_span task-a "$trace" 2 .spanId)
+  [ "$(lecs_span task-a "$trace" 2 .parentSpanId)" = "$caller" ] ||
+    lecs_die "A's SERVER span's parent is not the caller's span"
+  a_client=$(lecs_span task-a "$trace" 3 .spanId)
+  [ "$(lecs_span task-a "$trace" 3 .parentSpanId)" = "$a_server" ] ||
+    lecs_die "A's CLIENT span's parent is not A's SERVER span"
+  b_parent=$(lecs_span "$host" "$trace" 2 .parentSpanId)
+  [ "$b_parent" = "$a_client" ] || lecs_die "B's SERVER span's parent is $b_parent, not A's CLIENT span $a_client"
+  printf '  trace %s: A SERVER %s -> A CLIENT %s -> %s SERVER (parent %s)\n' \
+    "$trace" "$a_server" "$a_client" "$host" "$b_parent"
+  lecs_result "one trace A -> B across the TLS hop" 1 0 \
+    "A SERVER -> A CLIENT -> B SERVER, parents right"
+}
+
 # Service-a's app keeps one HTTP/2 connection to service-b-sc (its own
 # proxy); both B replicas answering over it proves per-request balancing.
 # The client side is one connection too (curl reuses it for a URL glob).

@@ -10,6 +10,8 @@
 LECS_RUN=${LECS_RUN:-/run/local-ecs}
 LECS_BIN=${LECS_BIN:-$LECS_ROOT/target/release/status-service}
 LECS_HAPROXY_CONFIGS=$LECS_ROOT/scripts/local-ecs/haproxy
+# The collector sidecar's stand-in: tests/traces/build-collector.sh builds it.
+LECS_COLLECTOR=${LECS_COLLECTOR:-$LECS_ROOT/target/traces-collector}
 
 # The "VPC": one bridge in the root namespace and one /24. The bridge's own
 # address is where clients of the load balancer (curl, the loads) come from.

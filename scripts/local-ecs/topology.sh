@@ -66,12 +66,43 @@ lecs_app_start() {
     PEER_URL="http://$(lecs_alias "$peer"):${LECS_PORT[$peer]}" \
     BIND_ADDRESS=127.0.0.1 LOG_FORMAT=json RUST_LOG=info \
     DRAIN_DELAY="$LECS_DRAIN_DELAY" SHUTDOWN_TIMEOUT="$LECS_SHUTDOWN_TIMEOUT" \
+    OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317 OTEL_EXPORTER_OTLP_PROTOCOL=grpc \
+    OTEL_SERVICE_NAME="$service" OTEL_BSP_SCHEDULE_DELAY=200 \
     unshare --uts -- sh -c "$LECS_TASK_ENTRYPOINT" sh "$task" "$LECS_NOFILE" "$LECS_BIN" serve \
     >>"$dir/app.log" 2>&1 &
   echo $! >"$dir/app.pid"
 }
 
 lecs_app_pid() { cat "$(lecs_dir "$1")/app.pid"; }
+
+# lecs_collector_start TASK: the trace collector sidecar (IaC's
+# trace_collector_enabled) stood in by tests/traces' OpenTelemetry Collector:
+# OTLP on the task's loopback, where the app's OTEL_ variables point, and
+# the spans it receives written to the task's spans.jsonl.
+lecs_collector_start() {
+  local task=$1 dir
+  dir=$(lecs_dir "$task")
+  cat >"$dir/collector.yaml" <<YAML
+receivers:
+  otlp:
+    protocols:
+      grpc: {endpoint: 127.0.0.1:4317}
+      http: {endpoint: 127.0.0.1:4318}
+processors:
+  batch: {timeout: 200ms}
+exporters:
+  file: {path: $dir/spans.jsonl, flush_interval: 100ms}
+service:
+  telemetry: {metrics: {level: none}}
+  pipelines:
+    traces: {receivers: [otlp], processors: [batch], exporters: [file]}
+YAML
+  ip netns exec "$task" env -i PATH="$PATH" "$LECS_MARKER=$task/collector" \
+    "$LECS_COLLECTOR" --config "file:$dir/collector.yaml" >>"$dir/collector.log" 2>&1 &
+  echo $! >"$dir/collector.pid"
+}
+
+lecs_collector_ready() { grep -q "Everything is ready" "$(lecs_dir "$1")/collector.log" 2>/dev/null; }
 
 # The app answers SERVING on its own port, inside the task.
 lecs_app_serving() {
@@ -147,6 +178,7 @@ lecs_up() {
   local ns task
   lecs_is_up && lecs_die "already up (or left over): run '$0 down' first"
   [ -x "$LECS_BIN" ] || lecs_die "no binary at $LECS_BIN: cargo build --release --locked -p status-services"
+  [ -x "$LECS_COLLECTOR" ] || lecs_die "no collector at $LECS_COLLECTOR: bash tests/traces/build-collector.sh"
   [ -n "$LECS_DRAIN_DELAY" ] && [ -n "$LECS_SHUTDOWN_TIMEOUT" ] && [ -n "$LECS_NOFILE" ] ||
     lecs_die "drain_delay, shutdown_timeout or nofile_limit not found in IaC/locals.tf"
   # Without CAP_SYS_RESOURCE (containers, sandboxes) a hard limit cannot rise.
@@ -161,6 +193,11 @@ lecs_up() {
   lecs_log "namespaces ${LECS_NAMESPACES[*]} on $LECS_BRIDGE, ${LECS_GATEWAY%.*}.0/$LECS_PREFIX_LEN"
   lecs_network_up
   lecs_hosts_up
+  for task in "${LECS_TASKS[@]}"; do lecs_collector_start "$task"; done
+  for task in "${LECS_TASKS[@]}"; do
+    lecs_wait "$LECS_START_TIMEOUT" "$task's collector to start" lecs_collector_ready "$task" ||
+      lecs_die "$task's collector did not start: $(tail -n 5 "$(lecs_dir "$task")/collector.log")"
+  done
   for task in "${LECS_TASKS[@]}"; do lecs_app_start "$task"; done
   for task in "${LECS_TASKS[@]}"; do
     lecs_wait "$LECS_START_TIMEOUT" "$task's app to answer SERVING" lecs_app_serving "$task" ||

@@ -25,7 +25,6 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 binary=${TRACES_BINARY:-$root/target/release/status-service}
 work=$root/target/traces
-collector=$root/target/traces-collector
 
 die() { echo "traces: $*" >&2; exit 1; }
 [ -x "$binary" ] || die "no binary at $binary (cargo build --release --locked -p status-services)"
@@ -40,15 +39,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The collector, built once (the sources are its cache key).
-stamp=$(cat "$here"/collector/go.mod "$here"/collector/go.sum "$here"/collector/*.go | sha256sum | cut -c1-16)
-if [ ! -x "$collector" ] || [ "$(cat "$collector.stamp" 2>/dev/null)" != "$stamp" ]; then
-  echo "traces: building the collector (about 1.5 min cold)"
-  (cd "$here/collector" && GOFLAGS=-mod=readonly GOTOOLCHAIN=local \
-    go build -trimpath -ldflags='-s -w' -o "$collector" .)
-  echo "$stamp" >"$collector.stamp"
-fi
-
+collector=$(bash "$here/build-collector.sh")
 rm -rf "$work"
 mkdir -p "$work/ecs"
 
