@@ -6,15 +6,20 @@
 //! Only requests with an `Origin` header go through the CORS layer: browsers
 //! send it on every cross-origin request and preflight, and nothing else
 //! reads CORS headers. Other callers (curl, the ALB's health checks, load
-//! balancers) get answers without the four extra headers.
+//! balancers) get answers without the four extra headers, but with
+//! `Vary: origin`: the answer depends on the `Origin`, and a cache that
+//! kept one without CORS headers must not serve it to a page.
 
 use std::{
     task::{Context, Poll},
     time::Duration,
 };
 
-use futures_util::future::Either;
-use http::{HeaderName, Method, Request, Response, header};
+use futures_util::{
+    TryFutureExt,
+    future::{Either, MapOk},
+};
+use http::{HeaderName, HeaderValue, Method, Request, Response, header};
 use tower::{Layer, Service};
 use tower_http::cors::{AllowOrigin, Cors, CorsLayer};
 
@@ -89,7 +94,10 @@ where
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = Either<<Cors<S> as Service<Request<ReqBody>>>::Future, S::Future>;
+    type Future = Either<
+        <Cors<S> as Service<Request<ReqBody>>>::Future,
+        MapOk<S::Future, fn(Response<ResBody>) -> Response<ResBody>>,
+    >;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         // Both wrap clones of one always-ready kind of service (a Router);
@@ -105,7 +113,19 @@ where
         if request.headers().contains_key(header::ORIGIN) {
             Either::Left(self.cors.call(request))
         } else {
-            Either::Right(self.inner.call(request))
+            Either::Right(
+                self.inner
+                    .call(request)
+                    .map_ok(vary_origin::<ResBody> as fn(_) -> _),
+            )
         }
     }
+}
+
+/// Marks an answer given without CORS headers as depending on `Origin`.
+fn vary_origin<B>(mut response: Response<B>) -> Response<B> {
+    response
+        .headers_mut()
+        .append(header::VARY, HeaderValue::from_static("origin"));
+    response
 }

@@ -11,8 +11,9 @@ use tonic::Code;
 /// Why a REST request failed. Renders as the JSON of google.rpc.Status
 /// (`code` number, `message`, `details`) plus `status`, the code's name,
 /// with the HTTP status google.rpc.Code documents for the code: the body
-/// grpc-gateway writes, with the name added. Server-side faults are logged
-/// and their details not sent.
+/// grpc-gateway writes, with the name added. Server-side faults are not
+/// sent: the answer carries them as a [`ServerFault`] for the server's
+/// access log, which writes them with the request's ids.
 #[derive(Debug)]
 pub enum ApiError {
     /// The gRPC implementation answered with an error status.
@@ -22,6 +23,15 @@ pub enum ApiError {
     /// The path exists, the method does not (only GET and HEAD do):
     /// UNIMPLEMENTED as grpc-gateway maps it, with HTTP 405 kept.
     MethodNotAllowed,
+}
+
+/// In the extensions of an answer whose error details were kept from the
+/// caller (INTERNAL, UNKNOWN, DATA_LOSS): what really happened, for the
+/// server to log once, with the request's service, id and trace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerFault {
+    pub code: Code,
+    pub message: String,
 }
 
 impl From<tonic::Status> for ApiError {
@@ -39,6 +49,7 @@ pub fn error_response(status: tonic::Status) -> Response {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let mut fault = None;
         let (http, code, message) = match self {
             Self::NotFound => (
                 StatusCode::NOT_FOUND,
@@ -53,7 +64,10 @@ impl IntoResponse for ApiError {
             Self::Grpc(status) => {
                 let code = status.code();
                 let message = if is_server_fault(code) {
-                    tracing::error!(code = ?code, message = status.message(), "request failed");
+                    fault = Some(ServerFault {
+                        code,
+                        message: status.message().to_owned(),
+                    });
                     "internal error".to_owned()
                 } else {
                     status.message().to_owned()
@@ -69,7 +83,11 @@ impl IntoResponse for ApiError {
             "message": message,
             "details": [],
         });
-        (http, Json(body)).into_response()
+        let mut response = (http, Json(body)).into_response();
+        if let Some(fault) = fault {
+            response.extensions_mut().insert(fault);
+        }
+        response
     }
 }
 

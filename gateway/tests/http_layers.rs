@@ -141,4 +141,17 @@ async fn browsers_get_cors_answers_for_rest_and_grpc_web_preflights() {
             .headers()
             .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN)
     );
+    // But the answer says it depends on Origin, so no cache hands this
+    // CORS-less copy to a page.
+    let vary: Vec<_> = response
+        .headers()
+        .get_all(header::VARY)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_ascii_lowercase())
+        .collect();
+    assert!(
+        vary.iter()
+            .any(|v| v.split(',').any(|name| name.trim() == "origin")),
+        "{vary:?}"
+    );
 }

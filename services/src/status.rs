@@ -48,7 +48,8 @@ pub struct Lifecycle {
     draining: AtomicBool,
     /// Cancelled when the server stops: ends the WatchStatus streams.
     stopping: CancellationToken,
-    /// One permit per WatchStatus stream that may be open (`MAX_WATCH_STREAMS`).
+    /// One permit per long-lived stream that may be open (`MAX_WATCH_STREAMS`):
+    /// WatchStatus, Health/Watch and reflection streams.
     watch_slots: Arc<Semaphore>,
     max_watch_streams: u32,
     refused_watches: Throttle,
@@ -81,6 +82,28 @@ impl Lifecycle {
 
     pub fn stopping(&self) -> &CancellationToken {
         &self.stopping
+    }
+
+    /// One of the `MAX_WATCH_STREAMS` slots for a long-lived stream of
+    /// `service`, held until the stream ends; RESOURCE_EXHAUSTED when all
+    /// are taken.
+    pub(crate) fn open_stream(&self, service: &str) -> Result<OwnedSemaphorePermit, Status> {
+        Arc::clone(&self.watch_slots)
+            .try_acquire_owned()
+            .map_err(|_| {
+                if let Some(refused) = self.refused_watches.event() {
+                    tracing::warn!(
+                        service,
+                        max_watch_streams = self.max_watch_streams,
+                        refused,
+                        "streams at MAX_WATCH_STREAMS: refusing new ones"
+                    );
+                }
+                Status::resource_exhausted(format!(
+                    "too many streams open (at most {}): retry later",
+                    self.max_watch_streams
+                ))
+            })
     }
 }
 
@@ -259,20 +282,7 @@ impl StatusService for StatusApi {
         // Fail the call itself, not the first message, while starting up.
         self.current_status()?;
         let lifecycle = &self.inner.lifecycle;
-        let Ok(slot) = Arc::clone(&lifecycle.watch_slots).try_acquire_owned() else {
-            if let Some(refused) = lifecycle.refused_watches.event() {
-                tracing::warn!(
-                    service = self.inner.identity.service,
-                    max_watch_streams = lifecycle.max_watch_streams,
-                    refused,
-                    "WatchStatus streams at MAX_WATCH_STREAMS: refusing new ones"
-                );
-            }
-            return Err(Status::resource_exhausted(format!(
-                "too many WatchStatus streams open (at most {}): retry later",
-                lifecycle.max_watch_streams
-            )));
-        };
+        let slot = lifecycle.open_stream(&self.inner.identity.service)?;
         let mut ticks = tokio::time::interval(interval);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
         Ok(Response::new(WatchStream {

@@ -362,12 +362,17 @@ fn a_second_signal_exits_at_once_during_the_drain() {
 #[tokio::test]
 async fn lines_logged_at_a_forced_shutdown_are_written() {
     let port = free_port();
+    // A peer that takes connections (the kernel completes the handshake)
+    // and never answers: a peer call held past the shutdown bound.
+    let hung_peer = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let peer_url = format!("http://{}", hung_peer.local_addr().expect("bound"));
     let mut server = Command::new(BINARY)
         .args(["serve"])
         .env("SERVICE_NAME", "service-a")
         .env("SERVER_PORT", port.to_string())
         .env("BIND_ADDRESS", "127.0.0.1")
-        .env("PEER_URL", "http://127.0.0.1:9")
+        .env("PEER_URL", &peer_url)
+        .env("PEER_REQUEST_TIMEOUT", "30s")
         .env("DRAIN_DELAY", "0s")
         .env("SHUTDOWN_TIMEOUT", "500ms")
         .env("LOG_FORMAT", "json")
@@ -387,14 +392,15 @@ async fn lines_logged_at_a_forced_shutdown_are_written() {
         assert!(Instant::now() < deadline, "never listening");
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    // gRPC health's Watch never ends by itself: only the bound ends it.
-    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
-    let mut request = tonic::Request::new(tonic_health::pb::HealthCheckRequest::default());
+    // A call to the hung peer: only the bound ends it.
+    let mut client = status_api::v1::status_service_client::StatusServiceClient::new(channel);
+    let mut request = tonic::Request::new(status_api::v1::GetPeerStatusRequest {});
     request
         .metadata_mut()
         .insert("x-request-id", "held-1".parse().expect("ascii"));
-    let mut watch = health.watch(request).await.expect("watch").into_inner();
-    watch.message().await.expect("first update");
+    let call = tokio::spawn(async move { client.get_peer_status(request).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!call.is_finished(), "the call is held");
 
     let killed = Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
@@ -416,9 +422,16 @@ async fn lines_logged_at_a_forced_shutdown_are_written() {
         .collect();
     let held = messages
         .iter()
-        .find(|line| line["request_id"] == "held-1")
-        .unwrap_or_else(|| panic!("no line for the held stream in:\n{stdout}"));
-    assert_eq!(held["outcome"], "cancelled", "{held}");
+        .position(|line| line["request_id"] == "held-1" && line["message"] == "request")
+        .unwrap_or_else(|| panic!("no line for the held call in:\n{stdout}"));
+    // Cut off by the server, not cancelled by its client; before "stopped".
+    assert_eq!(messages[held]["outcome"], "aborted", "{}", messages[held]);
+    let stopped = messages
+        .iter()
+        .position(|line| line["message"] == "stopped")
+        .unwrap_or_else(|| panic!("no stopped line in:\n{stdout}"));
+    assert!(held < stopped, "{stdout}");
+    let _ = call.await;
     assert!(
         messages
             .iter()

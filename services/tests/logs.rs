@@ -15,8 +15,9 @@ use std::{
     time::Duration,
 };
 
-use common::{TestPair, bind, config, frozen_metrics, get, start_on, start_slow_peer};
-use http::{StatusCode, Version};
+use common::{TestPair, bind, config, frozen_metrics, get, send_body, start_on, start_slow_peer};
+use http::{Method, StatusCode, Version};
+use hyper::body::Bytes;
 use serde_json::Value;
 use status_api::v1::GetPeerStatusRequest;
 use status_services::{config::LogFormat, logging};
@@ -390,4 +391,181 @@ async fn one_trace_id_in_both_services_with_a_span_each() {
         !logs.text().contains(&malformed),
         "a malformed traceparent was logged"
     );
+}
+
+#[tokio::test]
+async fn grpc_web_calls_are_logged_with_their_real_status() {
+    let logs = logs();
+    let pair = TestPair::start().await;
+    // An empty GetStatusRequest in one frame; base64 for grpc-web-text.
+    let frame: &[u8] = &[0, 0, 0, 0, 0];
+    let (binary, text) = ("application/grpc-web+proto", "application/grpc-web-text");
+    for (id, version, content_type, body) in [
+        ("web-1", Version::HTTP_11, binary, frame),
+        ("web-2", Version::HTTP_2, binary, frame),
+        ("web-3", Version::HTTP_11, text, b"AAAAAAA=".as_slice()),
+    ] {
+        let reply = send_body(
+            pair.a.address,
+            Method::POST,
+            "/scdemo.status.v1.StatusService/GetStatus",
+            version,
+            &[
+                ("content-type", content_type),
+                ("accept", content_type),
+                ("x-request-id", id),
+            ],
+            Bytes::from_static(body),
+        )
+        .await;
+        assert_eq!(
+            reply.content_type().starts_with(text),
+            content_type == text,
+            "{id}"
+        );
+        assert_eq!(reply.status, StatusCode::OK, "{id}");
+        eventually("the gRPC-Web call's line", || {
+            !logs.requests_with_id(id).is_empty()
+        })
+        .await;
+        let lines = logs.requests_with_id(id);
+        assert_eq!(lines.len(), 1, "{id}: {lines:#?}");
+        let line = &lines[0];
+        assert_eq!(line["protocol"], "gRPC-Web", "{id}: {line}");
+        assert_eq!(line["grpc_code"], "OK", "{id}: {line}");
+        assert_eq!(line["outcome"], "completed", "{id}: {line}");
+    }
+
+    // A gRPC-Web caller's deadline is kept, and its status logged.
+    let peer = start_slow_peer(Duration::from_secs(30)).await;
+    let a = start_on(bind().await, config("service-a", peer), frozen_metrics()).await;
+    let reply = send_body(
+        a.address,
+        Method::POST,
+        "/scdemo.status.v1.StatusService/GetPeerStatus",
+        Version::HTTP_11,
+        &[
+            ("content-type", "application/grpc-web+proto"),
+            ("grpc-timeout", "200m"),
+            ("x-request-id", "web-late"),
+        ],
+        Bytes::from_static(frame),
+    )
+    .await;
+    assert_eq!(
+        reply.headers["grpc-status"], "4",
+        "DEADLINE_EXCEEDED: {reply:?}"
+    );
+    let line = &logs.requests_with_id("web-late")[0];
+    assert_eq!(line["grpc_code"], "DEADLINE_EXCEEDED", "{line}");
+    assert!(
+        line["latency_ms"].as_f64().expect("latency") < 1400.0,
+        "{line}"
+    );
+}
+
+#[tokio::test]
+async fn the_client_is_the_hop_the_load_balancer_appended() {
+    let logs = logs();
+    let pair = TestPair::start().await;
+    let reply = get(
+        pair.a.address,
+        "/service-a/status",
+        Version::HTTP_11,
+        &[
+            ("x-request-id", "xff-1"),
+            // The caller wrote the first hop; the ALB appended the second.
+            ("x-forwarded-for", "6.6.6.6, 203.0.113.9"),
+        ],
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let line = &logs.requests_with_id("xff-1")[0];
+    assert_eq!(line["client"], "203.0.113.9", "{line}");
+}
+
+#[tokio::test]
+async fn requests_cut_off_at_stop_are_logged_as_aborted_before_stopped() {
+    let logs = logs();
+    let peer = start_slow_peer(Duration::from_secs(30)).await;
+    let mut settings = config("service-stopping", peer);
+    settings.shutdown_timeout = Duration::from_millis(200);
+    settings.peer.request_timeout = Duration::from_secs(20);
+    let a = start_on(bind().await, settings, frozen_metrics()).await;
+    let mut client = a.grpc().await;
+    let mut request = tonic::Request::new(GetPeerStatusRequest {});
+    request
+        .metadata_mut()
+        .insert("x-request-id", "cut-off-1".parse().expect("ascii"));
+    let call = tokio::spawn(async move { client.get_peer_status(request).await });
+    eventually("the call reached the peer", || {
+        logs.text().contains("service-stopping") && !call.is_finished()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    a.stop().await;
+    let _ = call.await;
+
+    // Its line, and its count, came before the service said it stopped.
+    let lines = logs.lines();
+    let position = |matches: &dyn Fn(&Value) -> bool| lines.iter().position(matches);
+    let request =
+        position(&|line| line["request_id"] == "cut-off-1" && line["message"] == "request")
+            .expect("a line for the call");
+    let stopped =
+        position(&|line| line["service"] == "service-stopping" && line["message"] == "stopped")
+            .expect("the stop line");
+    assert!(request < stopped, "the call's line came after \"stopped\"");
+    let line = &lines[request];
+    assert_eq!(line["outcome"], "aborted", "{line}");
+    assert_eq!(line["grpc_code"], "UNAVAILABLE", "{line}");
+}
+
+#[tokio::test]
+async fn requests_hyper_refuses_get_a_line_too() {
+    use tokio::io::AsyncReadExt;
+    let logs = logs();
+    let pair = TestPair::start().await;
+    let huge = "x".repeat(40_000);
+    for (head, status) in [
+        (
+            format!("GET /service-a/status HTTP/1.1\r\nhost: a\r\nx-big: {huge}\r\n\r\n"),
+            431,
+        ),
+        (
+            "GET /service-a/status HTTP/1.1\r\nhost a\r\n\r\n".to_owned(),
+            400,
+        ),
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(pair.a.address)
+            .await
+            .expect("connect");
+        let local = stream.local_addr().expect("address").to_string();
+        stream.write_all(head.as_bytes()).await.expect("send");
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer).await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "{answer}"
+        );
+        eventually("a line for the refused request", || {
+            logs.lines()
+                .iter()
+                .any(|line| line["peer"] == local.as_str())
+        })
+        .await;
+        let lines: Vec<_> = logs
+            .lines()
+            .into_iter()
+            .filter(|line| line["peer"] == local.as_str())
+            .collect();
+        assert_eq!(lines.len(), 1, "{lines:#?}");
+        let line = &lines[0];
+        assert_eq!(line["message"], "request", "{line}");
+        assert_eq!(line["service"], "service-a", "{line}");
+        assert_eq!(line["status"], status, "{line}");
+        assert_eq!(line["outcome"], "refused", "{line}");
+        assert_eq!(line["client"], "127.0.0.1", "{line}");
+    }
 }

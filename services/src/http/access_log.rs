@@ -10,20 +10,34 @@
 //!
 //! A gRPC status usually comes in the trailers, after the body, and a
 //! stream's latency is its whole life; so for gRPC the line is written when
-//! the response body ends (or is dropped), not when the head is sent.
+//! the response body ends (or is dropped), not when the head is sent. A body
+//! ends with its trailers, with gRPC-Web's trailer frame (the status as the
+//! last data frame), or when it says so (`is_end_stream`, after which hyper
+//! stops polling it and drops it).
+//!
+//! Every request is counted open from its start until its line is written
+//! ([`InFlightRequests`]): HTTP/2 streams run as tasks of their own, so the
+//! server waits for the count to reach zero before its last metrics and its
+//! "stopped" line. Requests the server cuts off at the shutdown timeout are
+//! `outcome: aborted` (UNAVAILABLE / 503), not the client's cancellation.
 
 use std::{
     net::{IpAddr, SocketAddr},
     pin::Pin,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
     task::{Context, Poll, ready},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
+use bytes::Buf;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, header::USER_AGENT};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
-use status_gateway::{grpc_code_name, http_status};
+use status_gateway::{ServerFault, grpc_code_name, http_status};
+use tokio::sync::Notify;
 use tower::{Layer, Service};
 
 use super::{
@@ -50,18 +64,70 @@ pub(crate) struct Panicked(pub(crate) String);
 
 #[derive(Debug, Clone)]
 pub(crate) struct AccessLogLayer {
+    shared: Arc<Shared>,
+}
+
+/// What every request of one service shares.
+#[derive(Debug)]
+struct Shared {
     service: Arc<str>,
     recorder: Arc<Recorder>,
     spans: Spans,
+    /// Requests whose line is not written yet.
+    open: AtomicUsize,
+    /// Woken when `open` falls to zero.
+    all_ended: Notify,
+    /// Set when the server cuts off what is still open at its shutdown
+    /// timeout: requests ending from then on were aborted, not cancelled.
+    aborting: AtomicBool,
 }
 
 impl AccessLogLayer {
     pub(crate) fn new(service: &str, recorder: Arc<Recorder>, spans: Spans) -> Self {
         Self {
-            service: service.into(),
-            recorder,
-            spans,
+            shared: Arc::new(Shared {
+                service: service.into(),
+                recorder,
+                spans,
+                open: AtomicUsize::new(0),
+                all_ended: Notify::new(),
+                aborting: AtomicBool::new(false),
+            }),
         }
+    }
+
+    /// The count of this layer's requests in flight, for the server's stop.
+    pub(crate) fn in_flight(&self) -> InFlightRequests {
+        InFlightRequests(Arc::clone(&self.shared))
+    }
+}
+
+/// The requests of one service whose access line is not written yet.
+#[derive(Debug, Clone)]
+pub(crate) struct InFlightRequests(Arc<Shared>);
+
+impl InFlightRequests {
+    /// From now on, requests that end without their whole answer were cut
+    /// off by the server (`outcome: aborted`).
+    pub(crate) fn aborting(&self) {
+        self.0.aborting.store(true, Ordering::Relaxed);
+    }
+
+    /// Waits until every request has written its line, at most `timeout`;
+    /// returns how many are still open then.
+    pub(crate) async fn ended(&self, timeout: Duration) -> usize {
+        let open = &self.0.open;
+        let all_ended = async {
+            loop {
+                let notified = self.0.all_ended.notified();
+                if open.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        let _ = tokio::time::timeout(timeout, all_ended).await;
+        open.load(Ordering::Acquire)
     }
 }
 
@@ -71,9 +137,7 @@ impl<S> Layer<S> for AccessLogLayer {
     fn layer(&self, inner: S) -> Self::Service {
         AccessLog {
             inner,
-            service: Arc::clone(&self.service),
-            recorder: Arc::clone(&self.recorder),
-            spans: self.spans.clone(),
+            shared: Arc::clone(&self.shared),
         }
     }
 }
@@ -81,15 +145,13 @@ impl<S> Layer<S> for AccessLogLayer {
 #[derive(Debug, Clone)]
 pub(crate) struct AccessLog<S> {
     inner: S,
-    service: Arc<str>,
-    recorder: Arc<Recorder>,
-    spans: Spans,
+    shared: Arc<Shared>,
 }
 
 /// What the metrics and the line need, carried until the request ends.
 #[derive(Debug)]
 struct Entry {
-    recorder: Arc<Recorder>,
+    shared: Arc<Shared>,
     route: RouteId,
     protocol: Protocol,
     started: Instant,
@@ -99,9 +161,16 @@ struct Entry {
     span: Option<Box<ServerSpan>>,
 }
 
+impl Drop for Entry {
+    fn drop(&mut self) {
+        if self.shared.open.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.all_ended.notify_waiters();
+        }
+    }
+}
+
 #[derive(Debug)]
 struct LineFields {
-    service: Arc<str>,
     request_id: HeaderValue,
     trace: TraceContext,
     method: Method,
@@ -119,16 +188,28 @@ enum Outcome {
     Completed,
     /// The client went away first (or the connection broke).
     Cancelled,
+    /// The server cut it off at its shutdown timeout.
+    Aborted,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Completed => "completed",
+            Self::Cancelled => "cancelled",
+            Self::Aborted => "aborted",
+        }
+    }
 }
 
 impl Entry {
     fn new<B>(
-        access_log: &AccessLog<impl Sized>,
+        shared: &Arc<Shared>,
         request: &Request<B>,
         line: Option<LineFields>,
         trace: &TraceContext,
     ) -> Self {
-        let route = access_log.recorder.route(target(request));
+        let route = shared.recorder.route(target(request));
         let protocol = Protocol::of(request);
         let span = trace.sink().map(|sink| {
             Box::new(ServerSpan::new(
@@ -137,11 +218,12 @@ impl Entry {
                 request.method(),
                 target(request),
                 protocol.is_grpc(),
-                access_log.recorder.is_known(route),
+                shared.recorder.is_known(route),
             ))
         });
+        shared.open.fetch_add(1, Ordering::AcqRel);
         Self {
-            recorder: Arc::clone(&access_log.recorder),
+            shared: Arc::clone(shared),
             route,
             protocol,
             started: Instant::now(),
@@ -150,47 +232,63 @@ impl Entry {
         }
     }
 
+    /// How a request that ended without its whole answer ended: cancelled
+    /// by its client, or aborted by the server's stop.
+    fn cut_short(&self) -> Outcome {
+        if self.shared.aborting.load(Ordering::Relaxed) {
+            Outcome::Aborted
+        } else {
+            Outcome::Cancelled
+        }
+    }
+
     /// Counts the request and writes its line.
-    fn finish(self, status: u16, grpc_status: Option<&HeaderValue>, outcome: Outcome) {
+    fn finish(mut self, status: u16, grpc_status: Option<tonic::Code>, outcome: Outcome) {
         let latency = self.started.elapsed();
         let grpc = self.protocol.is_grpc();
         let grpc_code = match (grpc, grpc_status, outcome) {
             (false, ..) => None,
-            (true, Some(value), _) => Some(tonic::Code::from_bytes(value.as_bytes())),
+            (true, Some(code), _) => Some(code),
             (true, None, Outcome::Cancelled) => Some(tonic::Code::Cancelled),
-            // gRPC-Web carries its status in the body's last frame, out of sight here.
-            (true, None, Outcome::Completed) if self.protocol == Protocol::GrpcWeb => None,
+            (true, None, Outcome::Aborted) => Some(tonic::Code::Unavailable),
             // A gRPC answer that ended without a status: the stream broke.
             (true, None, Outcome::Completed) => Some(tonic::Code::Unknown),
         };
+        // What a REST client cut off by the server sees: the service stopped.
+        let status = match (outcome, grpc) {
+            (Outcome::Aborted, false) => 503,
+            _ => status,
+        };
         // gRPC answers count by their code's HTTP equivalent.
         let class_status = grpc_code.map_or(status, |code| http_status(code).as_u16());
-        self.recorder
+        self.shared
+            .recorder
             .record_request(self.route, CodeClass::of_http(class_status), latency);
-        if let Some(line) = self.line {
-            line.write(self.protocol, latency, status, grpc_code, outcome);
+        if let Some(line) = &self.line {
+            line.write(
+                &self.shared.service,
+                self.protocol,
+                latency,
+                status,
+                grpc_code,
+                outcome,
+            );
         }
-        if let Some(span) = self.span {
+        if let Some(span) = self.span.take() {
             span.end(Ending { status, grpc_code });
         }
     }
 }
 
 impl LineFields {
-    fn new<B>(
-        service: &Arc<str>,
-        request: &Request<B>,
-        request_id: HeaderValue,
-        trace: TraceContext,
-    ) -> Self {
+    fn new<B>(request: &Request<B>, request_id: HeaderValue, trace: TraceContext) -> Self {
         Self {
-            service: Arc::clone(service),
             request_id,
             trace,
             method: request.method().clone(),
             target: truncated(target(request)),
             peer: request.extensions().get::<ClientAddress>().map(|c| c.0),
-            forwarded_for: first_forwarded_for(request.headers()),
+            forwarded_for: last_forwarded_for(request.headers()),
             user_agent: request
                 .headers()
                 .get(USER_AGENT)
@@ -201,6 +299,7 @@ impl LineFields {
 
     fn write(
         &self,
+        service: &str,
         protocol: Protocol,
         latency: std::time::Duration,
         status: u16,
@@ -214,10 +313,11 @@ impl LineFields {
         } else {
             (Some(self.target.as_str()), None)
         };
-        // The client is the first X-Forwarded-For hop when a proxy set one.
+        // The client is the last X-Forwarded-For hop, the one the load
+        // balancer appended; earlier hops are whatever the caller sent.
         let client = self.forwarded_for.or(self.peer.map(|peer| peer.ip()));
         tracing::info!(
-            service = &*self.service,
+            service,
             request_id = self.request_id.to_str().ok(),
             trace_id = %self.trace.trace_id(),
             span_id = %self.trace.span_id(),
@@ -233,11 +333,21 @@ impl LineFields {
             client = client.map(tracing::field::display),
             peer = self.peer.map(tracing::field::display),
             user_agent = self.user_agent.as_deref(),
-            outcome = match outcome {
-                Outcome::Completed => "completed",
-                Outcome::Cancelled => "cancelled",
-            },
+            outcome = outcome.as_str(),
             "request"
+        );
+    }
+
+    /// The error line of a request whose handler panicked or failed on
+    /// the server's side: once, with the request's ids.
+    fn write_fault(&self, service: &str, grpc_code: tonic::Code, error: &str, message: &str) {
+        tracing::error!(
+            service,
+            request_id = self.request_id.to_str().ok(),
+            trace_id = %self.trace.trace_id(),
+            grpc_code = grpc_code_name(grpc_code),
+            error,
+            "{message}"
         );
     }
 }
@@ -252,9 +362,51 @@ fn target<B>(request: &Request<B>) -> &str {
     }
 }
 
-fn first_forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
+/// The right-most `X-Forwarded-For` hop: the address the nearest proxy (the
+/// ALB) saw the request come from. Every hop left of it was sent by the
+/// client and proves nothing (`X-Forwarded-For: 6.6.6.6` is one header away).
+fn last_forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
     let value = headers.get("x-forwarded-for")?.to_str().ok()?;
-    value.split(',').next()?.trim().parse().ok()
+    value.rsplit(',').next()?.trim().parse().ok()
+}
+
+fn grpc_code(value: &HeaderValue) -> tonic::Code {
+    tonic::Code::from_bytes(value.as_bytes())
+}
+
+/// The status of a gRPC-Web trailer frame (flag 0x80, then the trailers as
+/// `name:value\r\n` lines), as tonic-web sends it: one data frame of its
+/// own, base64 as a whole when it answers `grpc-web-text` (which it does
+/// when the client accepts it, whatever the request's own type). The first
+/// byte tells them apart: 0x80 (binary) or `g` (base64 of 0x80), where a
+/// message frame starts with 0x00/0x01 or `A`. None for any other frame.
+fn grpc_web_trailer_status(chunk: &[u8]) -> Option<tonic::Code> {
+    use base64::Engine as _;
+    let decoded;
+    let frame = match chunk.first()? {
+        0x80 => chunk,
+        b'g' => {
+            decoded = base64::engine::general_purpose::STANDARD
+                .decode(chunk)
+                .ok()?;
+            decoded.as_slice()
+        }
+        _ => return None,
+    };
+    let (&flag, rest) = frame.split_first()?;
+    if flag != 0x80 || rest.len() < 4 {
+        return None;
+    }
+    let trailers = &rest[4..];
+    let code = trailers
+        .split(|&byte| byte == b'\n')
+        .find_map(|line| {
+            let (name, value) = line.split_at(line.iter().position(|&b| b == b':')?);
+            name.eq_ignore_ascii_case(b"grpc-status")
+                .then(|| value[1..].trim_ascii())
+        })
+        .map_or(tonic::Code::Unknown, tonic::Code::from_bytes);
+    Some(code)
 }
 
 fn truncated(text: &str) -> String {
@@ -283,11 +435,11 @@ where
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let request_id = ensure_request_id(request.headers_mut());
         let mut trace = TraceContext::from_headers(request.headers());
-        self.spans.sample(&mut trace);
+        self.shared.spans.sample(&mut trace);
         // Nothing to carry when the line would not be written (RUST_LOG=warn).
         let line = tracing::enabled!(tracing::Level::INFO)
-            .then(|| LineFields::new(&self.service, &request, request_id.clone(), trace.clone()));
-        let entry = Some(Entry::new(self, &request, line, &trace));
+            .then(|| LineFields::new(&request, request_id.clone(), trace.clone()));
+        let entry = Some(Entry::new(&self.shared, &request, line, &trace));
         request.extensions_mut().insert(trace);
         ResponseFuture {
             inner: self.inner.call(request),
@@ -311,7 +463,8 @@ pin_project! {
             // connection was closed at shutdown). 499 is nginx's "client
             // closed request".
             if let Some(entry) = this.project().entry.take() {
-                entry.finish(499, None, Outcome::Cancelled);
+                let outcome = entry.cut_short();
+                entry.finish(499, None, outcome);
             }
         }
     }
@@ -341,21 +494,18 @@ where
         let Some(entry) = this.entry.take() else {
             return Poll::Ready(Ok(response.map(LoggedBody::done)));
         };
-        if let Some(Panicked(message)) = response.extensions().get::<Panicked>()
-            && let Some(line) = &entry.line
-        {
-            tracing::error!(
-                service = &*line.service,
-                request_id = line.request_id.to_str().ok(),
-                trace_id = %line.trace.trace_id(),
-                error = message.as_str(),
-                "handler panicked"
-            );
+        if let Some(line) = &entry.line {
+            let service = &entry.shared.service;
+            if let Some(Panicked(message)) = response.extensions().get::<Panicked>() {
+                line.write_fault(service, tonic::Code::Internal, message, "handler panicked");
+            } else if let Some(fault) = response.extensions().get::<ServerFault>() {
+                line.write_fault(service, fault.code, &fault.message, "request failed");
+            }
         }
         let status = response.status().as_u16();
         // REST answers, and "trailers-only" gRPC answers (most errors, with
         // grpc-status in the head), are complete already.
-        let head_grpc_status = response.headers().get("grpc-status");
+        let head_grpc_status = response.headers().get("grpc-status").map(grpc_code);
         if !entry.protocol.is_grpc() || head_grpc_status.is_some() {
             entry.finish(status, head_grpc_status, Outcome::Completed);
             return Poll::Ready(Ok(response.map(LoggedBody::done)));
@@ -377,7 +527,8 @@ pin_project! {
     impl<B> PinnedDrop for LoggedBody<B> {
         fn drop(this: Pin<&mut Self>) {
             if let Some((entry, status)) = this.project().pending.take() {
-                entry.finish(status, None, Outcome::Cancelled);
+                let outcome = entry.cut_short();
+                entry.finish(status, None, outcome);
             }
         }
     }
@@ -399,7 +550,10 @@ impl<B> LoggedBody<B> {
     }
 }
 
-impl<B: Body> Body for LoggedBody<B> {
+impl<B: Body> Body for LoggedBody<B>
+where
+    B::Data: Buf,
+{
     type Data = B::Data;
     type Error = B::Error;
 
@@ -407,16 +561,28 @@ impl<B: Body> Body for LoggedBody<B> {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let this = self.project();
-        let frame = ready!(this.inner.poll_frame(cx));
+        let mut this = self.project();
+        let frame = ready!(this.inner.as_mut().poll_frame(cx));
+        let Some((entry, _)) = this.pending.as_ref() else {
+            return Poll::Ready(frame);
+        };
+        // Some(code): the answer is over, with this status if one was seen.
         let ended = match &frame {
-            Some(Ok(frame)) => frame.trailers_ref().map(|t| t.get("grpc-status").cloned()),
+            Some(Ok(frame)) => match (frame.trailers_ref(), frame.data_ref()) {
+                (Some(trailers), _) => Some(trailers.get("grpc-status").map(grpc_code)),
+                (None, Some(data)) if entry.protocol.is_grpc_web() => {
+                    grpc_web_trailer_status(data.chunk()).map(Some)
+                }
+                _ => None,
+            },
             Some(Err(_)) | None => Some(None),
         };
+        // hyper stops polling (and drops) a body once it says it has ended.
+        let ended = ended.or_else(|| this.inner.is_end_stream().then_some(None));
         if let Some(grpc_status) = ended
             && let Some((entry, status)) = this.pending.take()
         {
-            entry.finish(status, grpc_status.as_ref(), Outcome::Completed);
+            entry.finish(status, grpc_status, Outcome::Completed);
         }
         Poll::Ready(frame)
     }
@@ -435,12 +601,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn forwarded_for_is_the_first_valid_hop_only() {
+    fn forwarded_for_is_the_hop_the_nearest_proxy_appended() {
         for (value, expected) in [
             ("203.0.113.7", Some("203.0.113.7")),
-            ("203.0.113.7, 10.0.0.1", Some("203.0.113.7")),
-            (" 2001:db8::1 ,10.0.0.1", Some("2001:db8::1")),
-            ("not-an-ip, 10.0.0.1", None),
+            // A client that sends its own header cannot choose the address.
+            ("6.6.6.6, 203.0.113.7", Some("203.0.113.7")),
+            ("10.0.0.1, 2001:db8::1 ", Some("2001:db8::1")),
+            ("10.0.0.1, not-an-ip", None),
             ("", None),
         ] {
             let mut headers = HeaderMap::new();
@@ -449,7 +616,7 @@ mod tests {
                 HeaderValue::from_str(value).expect("ascii"),
             );
             assert_eq!(
-                first_forwarded_for(&headers),
+                last_forwarded_for(&headers),
                 expected.map(|ip| ip.parse().expect("ip")),
                 "{value:?}"
             );
@@ -465,6 +632,41 @@ mod tests {
             cut.len() <= MAX_LOGGED_TEXT + 3 && cut.ends_with("..."),
             "{cut}"
         );
+    }
+
+    #[test]
+    fn grpc_web_trailer_frames_give_their_status() {
+        use base64::Engine as _;
+        let frame = |flag: u8, payload: &[u8]| {
+            let mut frame = vec![flag];
+            frame.extend_from_slice(&u32::try_from(payload.len()).expect("small").to_be_bytes());
+            frame.extend_from_slice(payload);
+            frame
+        };
+        let ok = frame(0x80, b"grpc-status:0\r\ngrpc-message:\r\n");
+        let late = frame(0x80, b"grpc-message:too%20slow\r\ngrpc-status:4\r\n");
+        let message = frame(0, b"\x0a\x00");
+        let text = |frame: &[u8]| base64::engine::general_purpose::STANDARD.encode(frame);
+        for (chunk, expected) in [
+            (ok.clone(), Some(tonic::Code::Ok)),
+            (late.clone(), Some(tonic::Code::DeadlineExceeded)),
+            (message.clone(), None),
+            (text(&ok).into_bytes(), Some(tonic::Code::Ok)),
+            (
+                text(&late).into_bytes(),
+                Some(tonic::Code::DeadlineExceeded),
+            ),
+            (text(&message).into_bytes(), None),
+            (frame(0x80, b"no-status:1\r\n"), Some(tonic::Code::Unknown)),
+            (Vec::new(), None),
+        ] {
+            assert_eq!(
+                grpc_web_trailer_status(&chunk),
+                expected,
+                "{:?}",
+                String::from_utf8_lossy(&chunk)
+            );
+        }
     }
 
     #[test]

@@ -71,10 +71,12 @@ where
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let protocol = Protocol::of(&request);
-        let timeout = match protocol {
-            Protocol::Grpc => grpc_timeout(request.headers())
-                .map_or(self.request_timeout, |t| t.min(self.request_timeout)),
-            _ => self.request_timeout,
+        // gRPC-Web callers send `grpc-timeout` too (CORS allows it).
+        let timeout = if protocol.is_grpc() {
+            grpc_timeout(request.headers())
+                .map_or(self.request_timeout, |t| t.min(self.request_timeout))
+        } else {
+            self.request_timeout
         };
         let deadline = Instant::now() + timeout;
         request.extensions_mut().insert(RequestDeadline(deadline));
@@ -127,7 +129,8 @@ where
 pub(crate) fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get("grpc-timeout")?.to_str().ok()?;
     let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
-    if digits.is_empty() || digits.len() > 8 {
+    // Digits only: `u64::from_str` would also take a leading `+`.
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     let amount: u64 = digits.parse().ok()?;
@@ -172,7 +175,17 @@ mod tests {
                 "{value}"
             );
         }
-        for bad in ["", "S", "10", "10x", "-1S", "123456789S", "1.5S"] {
+        for bad in [
+            "",
+            "S",
+            "10",
+            "10x",
+            "-1S",
+            "+1S",
+            "+10m",
+            "123456789S",
+            "1.5S",
+        ] {
             assert_eq!(grpc_timeout(&with_timeout(bad)), None, "{bad}");
         }
         assert_eq!(grpc_timeout(&HeaderMap::new()), None);
@@ -185,10 +198,10 @@ mod tests {
         tower::service_fn(|_: Request<()>| std::future::pending())
     }
 
-    fn request(grpc_timeout: Option<&str>, grpc: bool) -> Request<()> {
+    fn request(grpc_timeout: Option<&str>, content_type: Option<&str>) -> Request<()> {
         let mut builder = Request::builder().uri("/x");
-        if grpc {
-            builder = builder.header("content-type", "application/grpc");
+        if let Some(content_type) = content_type {
+            builder = builder.header("content-type", content_type);
         }
         if let Some(value) = grpc_timeout {
             builder = builder.header("grpc-timeout", value);
@@ -201,21 +214,33 @@ mod tests {
         let layer = DeadlineLayer {
             request_timeout: Duration::from_secs(30),
         };
-        for (timeout, grpc, expected) in [
-            (Some("300m"), true, Duration::from_millis(300)),
-            (Some("1H"), true, Duration::from_secs(30)),
-            (None, true, Duration::from_secs(30)),
+        let grpc = Some("application/grpc");
+        for (timeout, content_type, expected) in [
+            (Some("300m"), grpc, Duration::from_millis(300)),
+            (Some("1H"), grpc, Duration::from_secs(30)),
+            (None, grpc, Duration::from_secs(30)),
+            // gRPC-Web's deadline is the caller's too.
+            (
+                Some("300m"),
+                Some("application/grpc-web+proto"),
+                Duration::from_millis(300),
+            ),
+            (
+                Some("200m"),
+                Some("application/grpc-web-text"),
+                Duration::from_millis(200),
+            ),
             // REST ignores grpc-timeout.
-            (Some("300m"), false, Duration::from_secs(30)),
+            (Some("300m"), None, Duration::from_secs(30)),
         ] {
             let started = Instant::now();
             let response = layer
                 .layer(hung())
-                .oneshot(request(timeout, grpc))
+                .oneshot(request(timeout, content_type))
                 .await
                 .expect("infallible");
-            assert_eq!(started.elapsed(), expected, "{timeout:?} grpc={grpc}");
-            if grpc {
+            assert_eq!(started.elapsed(), expected, "{timeout:?} {content_type:?}");
+            if content_type.is_some() {
                 assert_eq!(response.headers()["grpc-status"], "4", "DEADLINE_EXCEEDED");
             } else {
                 assert_eq!(response.status(), 504);
@@ -238,7 +263,7 @@ mod tests {
         });
         let response = layer
             .layer(seen)
-            .oneshot(request(Some("300m"), true))
+            .oneshot(request(Some("300m"), Some("application/grpc")))
             .await
             .expect("infallible");
         assert_eq!(response.status(), 200);

@@ -4,14 +4,17 @@
 
 pub(crate) mod access_log;
 pub(crate) mod deadline;
+pub(crate) mod grpc_limits;
 pub(crate) mod load_shed;
 pub(crate) mod protocol;
+pub(crate) mod refused;
 pub(crate) mod request_id;
 pub(crate) mod trace_context;
 
 pub use self::{
     access_log::ClientAddress,
     deadline::RequestDeadline,
+    grpc_limits::MAX_REQUEST_MESSAGE_BYTES,
     protocol::is_grpc,
     request_id::{MAX_REQUEST_ID_LENGTH, REQUEST_ID_HEADER},
     trace_context::TraceContext,

@@ -12,12 +12,21 @@ pub(crate) enum Protocol {
     Http1,
     H2c,
     Grpc,
+    /// gRPC-Web in binary (`application/grpc-web`, `+proto`).
     GrpcWeb,
+    /// gRPC-Web as base64 text (`application/grpc-web-text`, `+proto`).
+    GrpcWebText,
 }
 
 impl Protocol {
     pub(crate) fn of<B>(request: &Request<B>) -> Self {
-        if is_grpc_web(request.headers()) {
+        let content_type = request
+            .headers()
+            .get(CONTENT_TYPE)
+            .map(HeaderValue::as_bytes);
+        if content_type.is_some_and(|value| value.starts_with(b"application/grpc-web-text")) {
+            Self::GrpcWebText
+        } else if is_grpc_web(request.headers()) {
             Self::GrpcWeb
         } else if is_grpc(request.headers()) {
             Self::Grpc
@@ -33,13 +42,18 @@ impl Protocol {
             Self::Http1 => "HTTP/1.1",
             Self::H2c => "h2c",
             Self::Grpc => "gRPC",
-            Self::GrpcWeb => "gRPC-Web",
+            Self::GrpcWeb | Self::GrpcWebText => "gRPC-Web",
         }
     }
 
     /// gRPC or gRPC-Web: the answer's status is a gRPC code.
     pub(crate) fn is_grpc(self) -> bool {
-        matches!(self, Self::Grpc | Self::GrpcWeb)
+        matches!(self, Self::Grpc | Self::GrpcWeb | Self::GrpcWebText)
+    }
+
+    /// gRPC-Web, binary or text.
+    pub(crate) fn is_grpc_web(self) -> bool {
+        matches!(self, Self::GrpcWeb | Self::GrpcWebText)
     }
 }
 
@@ -69,8 +83,10 @@ pub(crate) fn is_health_check(path: &str, rest_health_path: &str) -> bool {
 pub(crate) fn error_response(protocol: Protocol, status: tonic::Status) -> Response<Body> {
     let content_type = match protocol {
         Protocol::Grpc => "application/grpc",
-        // A trailers-only answer reads the same to a gRPC-Web client.
+        // A trailers-only answer has no body, but a gRPC-Web client checks
+        // that the content type is the one it asked in (tonic-web's names).
         Protocol::GrpcWeb => "application/grpc-web+proto",
+        Protocol::GrpcWebText => "application/grpc-web-text+proto",
         Protocol::Http1 | Protocol::H2c => return ApiError::Grpc(status).into_response(),
     };
     let mut response = status.into_http::<Body>();
@@ -112,7 +128,12 @@ mod tests {
             (
                 Version::HTTP_2,
                 Some("application/grpc-web-text"),
-                Protocol::GrpcWeb,
+                Protocol::GrpcWebText,
+            ),
+            (
+                Version::HTTP_11,
+                Some("application/grpc-web-text+proto"),
+                Protocol::GrpcWebText,
             ),
         ] {
             assert_eq!(
@@ -146,6 +167,15 @@ mod tests {
         let web = error_response(Protocol::GrpcWeb, tonic::Status::resource_exhausted("full"));
         assert_eq!(web.headers()["grpc-status"], "8");
         assert_eq!(web.headers()[CONTENT_TYPE], "application/grpc-web+proto");
+        let text = error_response(
+            Protocol::GrpcWebText,
+            tonic::Status::resource_exhausted("full"),
+        );
+        assert_eq!(text.headers()["grpc-status"], "8");
+        assert_eq!(
+            text.headers()[CONTENT_TYPE],
+            "application/grpc-web-text+proto"
+        );
         let rest = error_response(Protocol::Http1, tonic::Status::resource_exhausted("full"));
         assert_eq!(rest.status(), 429);
         assert_eq!(rest.headers()[CONTENT_TYPE], "application/json");

@@ -13,7 +13,8 @@
 //!    v1alpha) or the REST gateway, each behind its own catch-panic layer,
 //!    so a handler's panic answers that request alone (INTERNAL / 500) in
 //!    its own protocol instead of dropping a connection that carries other
-//!    callers' streams.
+//!    callers' streams. gRPC requests are held to small messages and
+//!    long-lived streams to `MAX_WATCH_STREAMS` ([`crate::http::grpc_limits`]).
 
 use std::{
     any::Any,
@@ -22,7 +23,8 @@ use std::{
     task::{Context, Poll},
 };
 
-use axum::{Router, body::Body};
+use axum::{Router, body::Body, routing::future::RouteFuture};
+use bytes::Bytes;
 use http::{Request, Response};
 use status_api::v1::status_service_server::StatusServiceServer;
 use status_gateway::BrowserCors;
@@ -39,12 +41,13 @@ use crate::{
     config::ServerLimits,
     emf::Recorder,
     http::{
-        access_log::{AccessLog, AccessLogLayer, Panicked},
+        access_log::{AccessLog, AccessLogLayer, InFlightRequests, Panicked},
         deadline::{Deadline, DeadlineLayer},
+        grpc_limits::{MAX_REQUEST_MESSAGE_BYTES, MessageLimit, StreamLimit},
         load_shed::{LoadShed, LoadShedLayer},
-        protocol::{Protocol, error_response, is_grpc, is_grpc_web},
+        protocol::{Protocol, error_response},
     },
-    status::StatusApi,
+    status::{Lifecycle, StatusApi},
     telemetry::Spans,
 };
 
@@ -60,17 +63,20 @@ macro_rules! compressed {
             .accept_compressed(CompressionEncoding::Zstd)
             .send_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Zstd)
+            .max_decoding_message_size(MAX_REQUEST_MESSAGE_BYTES)
     };
 }
 
-/// Builds the HTTP service of the instance that `api` describes.
+/// Builds the HTTP service of the instance that `api` describes, and the
+/// count of its requests in flight.
 pub(crate) fn app(
     api: StatusApi,
     health: &HealthReporter,
     limits: &ServerLimits,
     recorder: Arc<Recorder>,
+    lifecycle: &Arc<Lifecycle>,
     spans: Spans,
-) -> Result<App, ServeError> {
+) -> Result<(App, InFlightRequests), ServeError> {
     let service = api.identity().service.clone();
     let health = Arc::new(HealthService::from_health_reporter(health.clone()));
     let api = Arc::new(api);
@@ -96,10 +102,32 @@ pub(crate) fn app(
     };
     // contract: gzip/zstd requests accepted and answers compressed when the
     // client asks, on Status and Health.
+    // Health/Watch and reflection streams: bounded and ended at stop, as
+    // WatchStatus is by itself.
+    let streams = |is_stream| StreamLimits {
+        lifecycle,
+        service: &service,
+        is_stream,
+    };
     let grpc = Routes::new(compressed!(StatusServiceServer::from_arc(api)))
-        .add_service(compressed!(HealthServer::from_arc(health)))
-        .add_service(reflection().build_v1()?)
-        .add_service(reflection().build_v1alpha()?)
+        .add_service(
+            streams(|path| path.ends_with("/Watch"))
+                .around(compressed!(HealthServer::from_arc(health))),
+        )
+        .add_service(
+            streams(|_| true).around(
+                reflection()
+                    .build_v1()?
+                    .max_decoding_message_size(MAX_REQUEST_MESSAGE_BYTES),
+            ),
+        )
+        .add_service(
+            streams(|_| true).around(
+                reflection()
+                    .build_v1alpha()?
+                    .max_decoding_message_size(MAX_REQUEST_MESSAGE_BYTES),
+            ),
+        )
         .into_axum_router()
         .layer(CatchPanicLayer::custom(PanicResponse(Protocol::Grpc)));
     // contract: gRPC-Web (tonic-web), for browsers only, so native gRPC
@@ -117,8 +145,28 @@ pub(crate) fn app(
         grpc_web,
         rest,
     };
-    Ok(AccessLogLayer::new(&service, recorder, spans)
-        .layer(status_gateway::cors().layer(shed.layer(deadline.layer(routes)))))
+    let access_log = AccessLogLayer::new(&service, recorder, spans);
+    let in_flight = access_log.in_flight();
+    let app = access_log.layer(status_gateway::cors().layer(shed.layer(deadline.layer(routes))));
+    Ok((app, in_flight))
+}
+
+/// How one gRPC server's streaming calls are held to `MAX_WATCH_STREAMS`.
+struct StreamLimits<'a> {
+    lifecycle: &'a Arc<Lifecycle>,
+    service: &'a str,
+    is_stream: fn(&str) -> bool,
+}
+
+impl StreamLimits<'_> {
+    fn around<S>(&self, server: S) -> StreamLimit<S> {
+        StreamLimit::new(
+            server,
+            Arc::clone(self.lifecycle),
+            self.service,
+            self.is_stream,
+        )
+    }
 }
 
 /// The routes the EMF metrics name (every other path counts as `other`):
@@ -159,11 +207,12 @@ pub(crate) struct GrpcOrRest {
 
 impl<B> Service<Request<B>> for GrpcOrRest
 where
-    Router: Service<Request<B>, Response = Response<Body>, Error = Infallible>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
 {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = <Router as Service<Request<B>>>::Future;
+    type Future = RouteFuture<Infallible>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         // axum routers are always ready.
@@ -171,12 +220,13 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        if is_grpc_web(request.headers()) {
-            self.grpc_web.call(request)
-        } else if is_grpc(request.headers()) {
-            self.grpc.call(request)
-        } else {
-            self.rest.call(request)
+        match Protocol::of(&request) {
+            // base64 text is framed only once tonic-web decoded it: tonic's
+            // own limit (OUT_OF_RANGE) holds it.
+            Protocol::GrpcWebText => self.grpc_web.call(request),
+            Protocol::GrpcWeb => self.grpc_web.call(request.map(MessageLimit::new)),
+            Protocol::Grpc => self.grpc.call(request.map(MessageLimit::new)),
+            Protocol::Http1 | Protocol::H2c => self.rest.call(request),
         }
     }
 }
@@ -261,5 +311,70 @@ mod tests {
             .expect("infallible");
         assert_eq!(grpc.status(), 200);
         assert_eq!(grpc.headers()["grpc-status"], "13", "INTERNAL");
+    }
+
+    /// Log lines written to a buffer, as JSON objects.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panic_is_one_error_line_with_the_requests_ids() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _default = tracing::subscriber::set_default(subscriber);
+        let recorder = Arc::new(Recorder::new("service-a", Vec::new()));
+        for (method, path, content_type) in [
+            ("GET", "/service-a/status", None),
+            (
+                "POST",
+                "/scdemo.status.v1.StatusService/GetStatus",
+                Some("application/grpc"),
+            ),
+        ] {
+            let mut request = Request::builder()
+                .method(method)
+                .uri(path)
+                .header("x-request-id", "panic-1");
+            if let Some(content_type) = content_type {
+                request = request.header("content-type", content_type);
+            }
+            let response =
+                AccessLogLayer::new("service-a", Arc::clone(&recorder), Spans::default())
+                    .layer(panicking_routes())
+                    .oneshot(request.body(Body::empty()).expect("request"))
+                    .await
+                    .expect("infallible");
+            let _ = response.into_body().collect().await;
+        }
+        let text = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("UTF-8");
+        let errors: Vec<serde_json::Value> = text
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("JSON"))
+            .filter(|line: &serde_json::Value| line["level"] == "ERROR")
+            .collect();
+        // One per request (REST, gRPC), each with the request's ids.
+        assert_eq!(errors.len(), 2, "{text}");
+        for line in &errors {
+            assert_eq!(line["message"], "handler panicked", "{line}");
+            assert_eq!(line["service"], "service-a", "{line}");
+            assert_eq!(line["request_id"], "panic-1", "{line}");
+            assert_eq!(line["trace_id"].as_str().map(str::len), Some(32), "{line}");
+            assert_eq!(line["error"], "boom", "{line}");
+        }
     }
 }

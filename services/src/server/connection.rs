@@ -34,7 +34,11 @@ use tokio::{net::TcpStream, time::Instant};
 use tokio_util::sync::CancellationToken;
 use tower::Service;
 
-use crate::{config::ServerLimits, http::access_log::ClientAddress, status::Lifecycle};
+use crate::{
+    config::ServerLimits,
+    http::{access_log::ClientAddress, refused::Refusals},
+    status::Lifecycle,
+};
 
 /// hyper's smallest HTTP/1.1 read buffer: a smaller header limit is
 /// enforced on HTTP/2 only.
@@ -87,6 +91,8 @@ pub(crate) struct ConnectionContext<S> {
     /// Cancelled when the server stops: each connection finishes what is in
     /// flight and closes (GOAWAY on HTTP/2).
     pub(crate) closing: CancellationToken,
+    /// Logs and counts the requests hyper itself refused.
+    pub(crate) refusals: Refusals,
 }
 
 /// Serves one connection until it ends.
@@ -109,6 +115,7 @@ pub(crate) async fn serve<S, B>(
         idle_timeout,
         lifecycle,
         closing,
+        refusals,
     } = context;
     // `readable()` can report a fresh socket ready before any byte came;
     // peeking waits for a real byte (or the client's close).
@@ -143,7 +150,9 @@ pub(crate) async fn serve<S, B>(
     loop {
         tokio::select! {
             ended = connection.as_mut() => {
-                if let Err(error) = ended {
+                if let Err(error) = ended
+                    && !refusals.connection_ended(client, &*error)
+                {
                     tracing::debug!(%client, %error, "connection ended with an error");
                 }
                 return;

@@ -33,11 +33,16 @@ use crate::{
     config::ServiceConfig,
     ecs,
     emf::{self, Gauges, Recorder},
+    http::refused::Refusals,
     metrics::Metrics,
     peer::PeerClient,
     status::{Identity, Lifecycle, StatusApi},
     telemetry::Spans,
 };
+
+/// After the connections are closed, how long their requests (HTTP/2
+/// streams run as tasks of their own) have to write their lines.
+const REQUESTS_END_GRACE: Duration = Duration::from_secs(1);
 
 /// How long to wait for the ECS task metadata endpoint at start.
 const ECS_METADATA_TIMEOUT: Duration = Duration::from_secs(2);
@@ -76,19 +81,22 @@ pub async fn serve(
     let spans = Spans::from_env(service, &config.peer.url);
 
     let stopping = lifecycle.stopping().clone();
+    let (app, in_flight) = app(
+        api.clone(),
+        &health,
+        limits,
+        Arc::clone(&recorder),
+        &lifecycle,
+        spans.clone(),
+    )?;
     let context = ConnectionContext {
-        app: app(
-            api.clone(),
-            &health,
-            limits,
-            Arc::clone(&recorder),
-            spans.clone(),
-        )?,
+        app,
         builder: Arc::new(connection::builder(limits)),
         first_byte_timeout: limits.first_byte_timeout,
         idle_timeout: limits.connection_idle_timeout,
         lifecycle: Arc::clone(&lifecycle),
         closing: stopping.clone(),
+        refusals: Refusals::new(service, Arc::clone(&recorder)),
     };
     let settings = AcceptSettings {
         service: service.to_owned(),
@@ -173,7 +181,19 @@ pub async fn serve(
             open_connections = connections.len(),
             "connections still open: closing them"
         );
+        // What ends from now on was cut off by us, not by its client.
+        in_flight.aborting();
         connections.shutdown().await;
+    }
+    // HTTP/2 streams are tasks of their own, outside the connection set:
+    // wait (briefly: their connections are gone) for their lines and counts.
+    let still_open = in_flight.ended(REQUESTS_END_GRACE).await;
+    if still_open > 0 {
+        tracing::warn!(
+            service,
+            still_open,
+            "requests still open at exit: not logged"
+        );
     }
     // The last spans, in what is left of the shutdown timeout.
     spans

@@ -1,0 +1,389 @@
+//! The one envelope every request passes through, in one `Service` and one
+//! future: its protocol (read once), request id and trace context, access
+//! entry, load-shedding slot, deadline, CORS for browsers, and a handler's
+//! panic turned into that request's INTERNAL / 500. It replaced five
+//! nested layers, each with its own future, clone and header lookups.
+//!
+//! - The deadline timer is armed only when the handler is not ready at its
+//!   first poll: REST handlers answer without waiting.
+//! - CORS (tower-http) only for requests with an `Origin`, around the
+//!   limits too, so a page can read a refusal; other answers get
+//!   `Vary: origin` and nothing else.
+//! - The envelope is an `Arc`: hyper clones the service per request.
+
+use std::{
+    any::Any,
+    convert::Infallible,
+    panic::AssertUnwindSafe,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, ready},
+    time::Duration,
+};
+
+use axum::body::Body;
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, header};
+use http_body::{Frame, SizeHint};
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep, sleep_until};
+use tower::{Layer, Service};
+use tower_http::cors::CorsLayer;
+
+use super::{
+    access_log::{AccessLog, Entry, LoggedBody, Panicked},
+    deadline::{RequestDeadline, deadline_exceeded, timeout_of},
+    load_shed::{Admission, LoadShed},
+    protocol::{Protocol, error_response},
+};
+
+/// Where the envelope sends a request it let in: the routes.
+pub(crate) trait Dispatch<B>: Send + Sync + 'static {
+    type Future: Future<Output = Response<AppBody>> + Send + 'static;
+
+    fn dispatch(&self, protocol: Protocol, request: Request<B>) -> Self::Future;
+}
+
+/// The HTTP service of one instance: the envelope around its routes.
+pub(crate) struct Envelope<D> {
+    inner: Arc<Inner<D>>,
+}
+
+impl<D> Clone for Envelope<D> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+struct Inner<D> {
+    log: AccessLog,
+    core: Arc<Core<D>>,
+    cors: CorsLayer,
+}
+
+/// What comes inside CORS: the limits and the routes.
+struct Core<D> {
+    shed: LoadShed,
+    request_timeout: Duration,
+    routes: D,
+}
+
+impl<D> Envelope<D> {
+    pub(crate) fn new(
+        log: AccessLog,
+        shed: LoadShed,
+        request_timeout: Duration,
+        cors: CorsLayer,
+        routes: D,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                log,
+                core: Arc::new(Core {
+                    shed,
+                    request_timeout,
+                    routes,
+                }),
+                cors,
+            }),
+        }
+    }
+}
+
+impl<D, B> Service<Request<B>> for Envelope<D>
+where
+    D: Dispatch<B>,
+{
+    type Response = Response<LoggedBody<AppBody>>;
+    type Error = Infallible;
+    type Future = EnvelopeFuture<D::Future>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let protocol = Protocol::of(&request);
+        let (entry, request_id) = Entry::start(&self.inner.log, protocol, &mut request);
+        let stage = if request.headers().contains_key(header::ORIGIN) {
+            let core = CoreService(Arc::clone(&self.inner.core));
+            Stage::Cors {
+                future: self.inner.cors.layer(core).call(request),
+            }
+        } else {
+            Stage::Direct {
+                future: self.inner.core.call(protocol, request),
+            }
+        };
+        EnvelopeFuture {
+            stage,
+            entry: Some((entry, request_id)),
+        }
+    }
+}
+
+impl<D> Core<D> {
+    fn call<B>(&self, protocol: Protocol, mut request: Request<B>) -> CoreFuture<D::Future>
+    where
+        D: Dispatch<B>,
+    {
+        let admission = match self.shed.admit(request.uri().path(), protocol) {
+            Ok(admission) => admission,
+            Err(refused) => return CoreFuture::ready(refused.map(AppBody::http)),
+        };
+        let timeout = timeout_of(protocol, request.headers(), self.request_timeout);
+        let deadline = Instant::now() + timeout;
+        request.extensions_mut().insert(RequestDeadline(deadline));
+        // A panic while starting the handler answers like one in it.
+        match std::panic::catch_unwind(AssertUnwindSafe(|| {
+            self.routes.dispatch(protocol, request)
+        })) {
+            Ok(inner) => CoreFuture::Running {
+                inner,
+                admission,
+                timer: Timer::Unarmed,
+                deadline,
+                timeout,
+                protocol,
+            },
+            Err(panic) => CoreFuture::ready(panicked(protocol, &*panic)),
+        }
+    }
+}
+
+/// The core as a `Service`, for tower-http's CORS to wrap.
+struct CoreService<D>(Arc<Core<D>>);
+
+impl<D> Clone for CoreService<D> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl<D, B> Service<Request<B>> for CoreService<D>
+where
+    D: Dispatch<B>,
+{
+    type Response = Response<AppBody>;
+    type Error = Infallible;
+    type Future = CoreFuture<D::Future>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let protocol = Protocol::of(&request);
+        self.0.call(protocol, request)
+    }
+}
+
+pin_project! {
+    #[project = StageProjection]
+    enum Stage<F> {
+        Direct { #[pin] future: CoreFuture<F> },
+        Cors { #[pin] future: tower_http::cors::ResponseFuture<CoreFuture<F>> },
+    }
+}
+
+pin_project! {
+    /// One request, from the envelope's call to its answer's head.
+    pub(crate) struct EnvelopeFuture<F> {
+        #[pin]
+        stage: Stage<F>,
+        entry: Option<(Entry, HeaderValue)>,
+    }
+
+    impl<F> PinnedDrop for EnvelopeFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            // Dropped before an answer: the client went away (or the
+            // connection was closed at shutdown).
+            if let Some((entry, _)) = this.project().entry.take() {
+                entry.abandoned();
+            }
+        }
+    }
+}
+
+impl<F> Future for EnvelopeFuture<F>
+where
+    F: Future<Output = Response<AppBody>>,
+{
+    type Output = Result<Response<LoggedBody<AppBody>>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = match this.stage.project() {
+            StageProjection::Direct { future } => {
+                let Ok(mut response) = ready!(future.poll(cx));
+                // The answer depends on `Origin`: no cache may hand this
+                // CORS-less copy to a page.
+                response
+                    .headers_mut()
+                    .append(header::VARY, HeaderValue::from_static("origin"));
+                response
+            }
+            StageProjection::Cors { future } => {
+                let Ok(response) = ready!(future.poll(cx));
+                response
+            }
+        };
+        let Some((entry, request_id)) = this.entry.take() else {
+            // Polled again after the answer: never done by hyper.
+            return Poll::Ready(Ok(response.map(LoggedBody::done)));
+        };
+        Poll::Ready(Ok(entry.answered(response, request_id)))
+    }
+}
+
+pin_project! {
+    /// The limits and the handler: the shedding slot held until the head
+    /// is ready, the deadline's timer armed only if the handler waits.
+    #[project = CoreProjection]
+    pub(crate) enum CoreFuture<F> {
+        Ready { response: Option<Response<AppBody>> },
+        Running {
+            #[pin]
+            inner: F,
+            admission: Admission,
+            #[pin]
+            timer: Timer,
+            deadline: Instant,
+            timeout: Duration,
+            protocol: Protocol,
+        },
+    }
+}
+
+pin_project! {
+    #[project = TimerProjection]
+    pub(crate) enum Timer {
+        Unarmed,
+        Armed { #[pin] sleep: Sleep },
+    }
+}
+
+impl<F> CoreFuture<F> {
+    fn ready(response: Response<AppBody>) -> Self {
+        Self::Ready {
+            response: Some(response),
+        }
+    }
+}
+
+impl<F> Future for CoreFuture<F>
+where
+    F: Future<Output = Response<AppBody>>,
+{
+    type Output = Result<Response<AppBody>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            CoreProjection::Ready { response } => Poll::Ready(Ok(response
+                .take()
+                .unwrap_or_else(|| error_response(Protocol::Http1, tonic::Status::internal("polled after completion")).map(AppBody::http)))),
+            CoreProjection::Running {
+                inner,
+                admission,
+                mut timer,
+                deadline,
+                timeout,
+                protocol,
+            } => {
+                // A handler's panic answers this request alone.
+                match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+                    Ok(Poll::Ready(response)) => {
+                        admission.take();
+                        return Poll::Ready(Ok(response));
+                    }
+                    Ok(Poll::Pending) => {}
+                    Err(panic) => {
+                        admission.take();
+                        return Poll::Ready(Ok(panicked(*protocol, &*panic)));
+                    }
+                }
+                if let TimerProjection::Unarmed = timer.as_mut().project() {
+                    timer.set(Timer::Armed {
+                        sleep: sleep_until(*deadline),
+                    });
+                }
+                let TimerProjection::Armed { sleep } = timer.project() else {
+                    return Poll::Pending;
+                };
+                ready!(sleep.poll(cx));
+                admission.take();
+                Poll::Ready(Ok(deadline_exceeded(*protocol, *timeout).map(AppBody::http)))
+            }
+        }
+    }
+}
+
+/// The answer to a request whose handler panicked: INTERNAL in its
+/// protocol, marked so the access log writes the panic with its ids.
+fn panicked(protocol: Protocol, panic: &(dyn Any + Send)) -> Response<AppBody> {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|text| (*text).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned());
+    let mut response = error_response(protocol, tonic::Status::internal("internal error"));
+    response.extensions_mut().insert(Panicked(message));
+    response.map(AppBody::http)
+}
+
+pin_project! {
+    /// Every answer's body: tonic's (gRPC, gRPC-Web) or axum's (REST and
+    /// the envelope's own answers), without boxing one into the other.
+    #[project = AppBodyProjection]
+    pub(crate) enum AppBody {
+        Grpc { #[pin] body: tonic::body::Body },
+        Http { #[pin] body: Body },
+    }
+}
+
+impl AppBody {
+    pub(crate) fn grpc(body: tonic::body::Body) -> Self {
+        Self::Grpc { body }
+    }
+
+    pub(crate) fn http(body: Body) -> Self {
+        Self::Http { body }
+    }
+}
+
+impl Default for AppBody {
+    fn default() -> Self {
+        Self::http(Body::empty())
+    }
+}
+
+impl http_body::Body for AppBody {
+    type Data = Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.project() {
+            AppBodyProjection::Grpc { body } => body.poll_frame(cx).map_err(Into::into),
+            AppBodyProjection::Http { body } => body.poll_frame(cx).map_err(Into::into),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Grpc { body } => body.is_end_stream(),
+            Self::Http { body } => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Grpc { body } => body.size_hint(),
+            Self::Http { body } => body.size_hint(),
+        }
+    }
+}
