@@ -5,6 +5,9 @@
 resource "aws_appautoscaling_target" "this" {
   for_each = local.services
 
+  # Untagged (versions.tf): the deploy role has no tag permission here.
+  provider = aws.untagged
+
   service_namespace  = "ecs"
   scalable_dimension = "ecs:service:DesiredCount"
   resource_id        = "service/${aws_ecs_cluster.this.name}/${aws_ecs_service.this[each.key].name}"

@@ -213,9 +213,11 @@ resource "aws_ecs_service" "this" {
       }
 
       # Service Connect's default per-request timeout (15 s) would cut the
-      # WatchStatus server stream: 0 disables it.
+      # WatchStatus server stream: 0 disables it. ECS accepts a per-request
+      # timeout only when appProtocol is not TCP (TimeoutConfiguration in
+      # the ECS API reference): with "none" (TCP) it is left out.
       timeout {
-        per_request_timeout_seconds = 0
+        per_request_timeout_seconds = var.service_connect_app_protocol == "none" ? null : 0
         idle_timeout_seconds        = var.service_connect_idle_timeout_seconds
       }
 

@@ -5,13 +5,19 @@
 # and platform (IAM roles of the stack, KMS, logs, CA, Cloud Map, ECS,
 # autoscaling, the ECR repository).
 #
-# Where AWS names resources by random IDs, writes are limited by the
+# Where AWS names resources by random IDs (EC2), writes are limited by the
 # Project tag that default_tags puts on everything here: created only with
-# it (aws:RequestTag), changed only when carrying it (aws:ResourceTag).
-# Note what that means: whoever may run the workflow can create, tag and
-# change such resources in this account and region. IAM writes are limited
-# to roles and policies named "<name>-*", policy attachments to this
-# stack's policies and the Service Connect TLS managed policy.
+# it (aws:RequestTag), tagged only as part of a create (ec2:CreateAction),
+# changed only when already carrying it (aws:ResourceTag). Nothing here may
+# tag a resource outside this stack's names: KMS keys, the CA, the Cloud Map
+# namespace, the demo certificate and the VPC's default security group,
+# which could only be scoped by tags the role could write itself, are
+# created by the bootstrap (iam_boundary.tf, local.bootstrap_targets) and
+# only read here. IAM writes are limited to roles and policies named
+# "<name>-*"; roles are created and their policies written only with the
+# stack's permissions boundary on them (iam:PermissionsBoundary), and
+# attachments only of this stack's policies and the Service Connect TLS
+# managed policy.
 ################################################################################
 
 locals {
@@ -63,7 +69,7 @@ data "aws_iam_policy_document" "github_deploy_network" {
       "ec2:DeleteRouteTable", "ec2:DeleteSecurityGroup", "ec2:DeleteSubnet", "ec2:DeleteTags",
       "ec2:DeleteVpc", "ec2:DetachInternetGateway", "ec2:DisassociateAddress",
       "ec2:DisassociateRouteTable", "ec2:ModifySecurityGroupRules", "ec2:ModifySubnetAttribute",
-      "ec2:ModifyVpcAttribute", "ec2:ReleaseAddress", "ec2:ReplaceRoute",
+      "ec2:ModifyVpcAttribute", "ec2:ReleaseAddress", "ec2:ReplaceRoute", "ec2:ReplaceRouteTableAssociation",
       "ec2:RevokeSecurityGroupEgress", "ec2:RevokeSecurityGroupIngress",
       "ec2:UpdateSecurityGroupRuleDescriptionsEgress", "ec2:UpdateSecurityGroupRuleDescriptionsIngress",
     ]
@@ -73,20 +79,6 @@ data "aws_iam_policy_document" "github_deploy_network" {
       test     = local.tagged.test
       variable = local.tagged.variable
       values   = local.tagged.values
-    }
-  }
-
-  # aws_default_security_group adopts the VPC's untagged default group by
-  # tagging it first: allowed only when the tag is Project = var.name.
-  statement {
-    sid       = "Ec2AdoptDefaultSecurityGroup"
-    actions   = ["ec2:CreateTags"]
-    resources = ["arn:${local.partition}:ec2:${local.arn_suffix}:security-group/*"]
-
-    condition {
-      test     = local.project_tag.test
-      variable = local.project_tag.variable
-      values   = local.project_tag.values
     }
   }
 
@@ -111,32 +103,6 @@ data "aws_iam_policy_document" "github_deploy_network" {
       "arn:${local.partition}:elasticloadbalancing:${local.arn_suffix}:listener-rule/app/${local.name}/*",
       "arn:${local.partition}:elasticloadbalancing:${local.arn_suffix}:targetgroup/${local.name}-*/*",
     ]
-  }
-
-  # The imported demo certificate (certificate_arn empty): new ones must be
-  # tagged, existing ones carry the tag.
-  statement {
-    sid       = "CertificateImport"
-    actions   = ["acm:AddTagsToCertificate", "acm:ImportCertificate"]
-    resources = ["arn:${local.partition}:acm:${local.arn_suffix}:certificate/*"]
-
-    condition {
-      test     = local.project_tag.test
-      variable = local.project_tag.variable
-      values   = local.project_tag.values
-    }
-  }
-
-  statement {
-    sid       = "CertificateChange"
-    actions   = ["acm:DeleteCertificate", "acm:ImportCertificate", "acm:RemoveTagsFromCertificate"]
-    resources = ["arn:${local.partition}:acm:${local.arn_suffix}:certificate/*"]
-
-    condition {
-      test     = local.tagged.test
-      variable = local.tagged.variable
-      values   = local.tagged.values
-    }
   }
 
   statement {
@@ -165,12 +131,27 @@ data "aws_iam_policy_document" "github_deploy_network" {
 }
 
 data "aws_iam_policy_document" "github_deploy_platform" {
+  # Role creation and the role's policies only with the stack's boundary on
+  # the role (iam_boundary.tf); removing a boundary is denied (app policy).
+  statement {
+    sid = "StackRolesWithBoundary"
+    actions = [
+      "iam:CreateRole", "iam:DeleteRolePolicy", "iam:PutRolePermissionsBoundary", "iam:PutRolePolicy",
+    ]
+    resources = [local.stack_role_arns]
+
+    condition {
+      test     = "StringEquals"
+      variable = "iam:PermissionsBoundary"
+      values   = [local.role_boundary_arn]
+    }
+  }
+
   statement {
     sid = "StackRoles"
     actions = [
-      "iam:CreateRole", "iam:DeleteRole", "iam:DeleteRolePolicy", "iam:PutRolePolicy",
-      "iam:TagRole", "iam:UntagRole", "iam:UpdateAssumeRolePolicy", "iam:UpdateRole",
-      "iam:UpdateRoleDescription",
+      "iam:DeleteRole", "iam:TagRole", "iam:UntagRole", "iam:UpdateAssumeRolePolicy",
+      "iam:UpdateRole", "iam:UpdateRoleDescription",
     ]
     resources = [local.stack_role_arns]
   }
@@ -185,7 +166,7 @@ data "aws_iam_policy_document" "github_deploy_platform" {
   }
 
   # Only this stack's policies and the Service Connect TLS managed policy
-  # can be attached to the stack's roles.
+  # can be attached, and only to roles with the boundary.
   statement {
     sid       = "AttachKnownPolicies"
     actions   = ["iam:AttachRolePolicy", "iam:DetachRolePolicy"]
@@ -195,6 +176,12 @@ data "aws_iam_policy_document" "github_deploy_platform" {
       test     = "ArnLike"
       variable = "iam:PolicyARN"
       values   = [local.stack_policy_arns, local.service_connect_tls_policy_arn]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "iam:PermissionsBoundary"
+      values   = [local.role_boundary_arn]
     }
   }
 
@@ -210,74 +197,25 @@ data "aws_iam_policy_document" "github_deploy_platform" {
     }
   }
 
-  # Creation actions without a resource yet: "*", only with the Project tag.
+  # The ECR repository encrypts with the platform key through a grant that
+  # ECR creates with the caller's permissions: that key only, for ECR only.
+  # (The keys themselves are the bootstrap's.)
   statement {
-    sid = "CreateTagged"
-    actions = [
-      "acm-pca:CreateCertificateAuthority", "acm-pca:TagCertificateAuthority", "kms:CreateKey",
-      "servicediscovery:CreateHttpNamespace", "servicediscovery:TagResource",
-    ]
-    resources = ["*"]
-
-    condition {
-      test     = local.project_tag.test
-      variable = local.project_tag.variable
-      values   = local.project_tag.values
-    }
-  }
-
-  # Changes of resources with generated IDs: "*" (KMS keys, the CA and the
-  # namespace get their IDs at creation), limited to the Project tag.
-  statement {
-    sid = "ChangeTagged"
-    actions = [
-      "acm-pca:DeleteCertificateAuthority", "acm-pca:GetCertificate",
-      "acm-pca:ImportCertificateAuthorityCertificate", "acm-pca:IssueCertificate",
-      "acm-pca:RestoreCertificateAuthority", "acm-pca:UntagCertificateAuthority",
-      "acm-pca:UpdateCertificateAuthority", "kms:CancelKeyDeletion", "kms:CreateAlias",
-      "kms:DeleteAlias", "kms:DisableKey", "kms:EnableKey", "kms:EnableKeyRotation",
-      "kms:PutKeyPolicy", "kms:ScheduleKeyDeletion", "kms:UntagResource",
-      "kms:UpdateAlias", "kms:UpdateKeyDescription", "servicediscovery:DeleteNamespace",
-      "servicediscovery:UntagResource", "servicediscovery:UpdateHttpNamespace",
-    ]
-    resources = ["*"]
-
-    condition {
-      test     = local.tagged.test
-      variable = local.tagged.variable
-      values   = local.tagged.values
-    }
-  }
-
-  statement {
-    sid       = "TagKeys"
-    actions   = ["kms:TagResource"]
-    resources = ["arn:${local.partition}:kms:${local.arn_suffix}:key/*"]
-
-    condition {
-      test     = local.project_tag.test
-      variable = local.project_tag.variable
-      values   = local.project_tag.values
-    }
-  }
-
-  # ECR and CloudWatch Logs encrypt with the platform key through grants.
-  statement {
-    sid       = "KeyGrantsForServices"
+    sid       = "PlatformKeyGrantForEcr"
     actions   = ["kms:CreateGrant", "kms:RetireGrant"]
-    resources = ["arn:${local.partition}:kms:${local.arn_suffix}:key/*"]
+    resources = [aws_kms_key.platform.arn]
 
     condition {
       test     = "Bool"
       variable = "kms:GrantIsForAWSResource"
       values   = ["true"]
     }
-  }
 
-  statement {
-    sid       = "KeyAliases"
-    actions   = ["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"]
-    resources = ["arn:${local.partition}:kms:${local.arn_suffix}:alias/${local.name}-*"]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["ecr.${local.region}.amazonaws.com"]
+    }
   }
 
   statement {
@@ -302,13 +240,14 @@ data "aws_iam_policy_document" "github_deploy_platform" {
     ]
   }
 
-  # Scalable targets get generated IDs: any in this account and region.
+  # Scalable targets get generated IDs: any in this account and region. No
+  # tagging: their ARNs carry no name to scope it by, so the targets are
+  # created untagged (autoscaling.tf, provider aws.untagged).
   statement {
     sid = "Autoscaling"
     actions = [
       "application-autoscaling:DeleteScalingPolicy", "application-autoscaling:DeregisterScalableTarget",
       "application-autoscaling:PutScalingPolicy", "application-autoscaling:RegisterScalableTarget",
-      "application-autoscaling:TagResource", "application-autoscaling:UntagResource",
     ]
     resources = ["arn:${local.partition}:application-autoscaling:${local.arn_suffix}:scalable-target/*"]
   }
@@ -324,15 +263,15 @@ data "aws_iam_policy_document" "github_deploy_platform" {
   # are global: no region in their ARN), the alarms, the optional alarm topic.
   statement {
     sid       = "Dashboard"
-    actions   = ["cloudwatch:DeleteDashboards", "cloudwatch:GetDashboard", "cloudwatch:PutDashboard"]
+    actions   = ["cloudwatch:DeleteDashboards", "cloudwatch:PutDashboard"]
     resources = ["arn:${local.partition}:cloudwatch::${local.account_id}:dashboard/${local.name}"]
   }
 
   statement {
     sid = "Alarms"
     actions = [
-      "cloudwatch:DeleteAlarms", "cloudwatch:ListTagsForResource", "cloudwatch:PutMetricAlarm",
-      "cloudwatch:TagResource", "cloudwatch:UntagResource",
+      "cloudwatch:DeleteAlarms", "cloudwatch:PutMetricAlarm", "cloudwatch:TagResource",
+      "cloudwatch:UntagResource",
     ]
     resources = ["arn:${local.partition}:cloudwatch:${local.arn_suffix}:alarm:${local.name}-*"]
   }
@@ -340,9 +279,8 @@ data "aws_iam_policy_document" "github_deploy_platform" {
   statement {
     sid = "AlarmTopic"
     actions = [
-      "sns:CreateTopic", "sns:DeleteTopic", "sns:GetSubscriptionAttributes", "sns:GetTopicAttributes",
-      "sns:ListTagsForResource", "sns:SetTopicAttributes", "sns:Subscribe", "sns:TagResource",
-      "sns:Unsubscribe", "sns:UntagResource",
+      "sns:CreateTopic", "sns:DeleteTopic", "sns:SetTopicAttributes", "sns:Subscribe",
+      "sns:TagResource", "sns:Unsubscribe", "sns:UntagResource",
     ]
     resources = [
       "arn:${local.partition}:sns:${local.arn_suffix}:${local.name}-alarms",
@@ -354,7 +292,7 @@ data "aws_iam_policy_document" "github_deploy_platform" {
   # no resource type for the query-definition actions, so they take "*".
   statement {
     sid       = "QueryDefinitions"
-    actions   = ["logs:DeleteQueryDefinition", "logs:DescribeQueryDefinitions", "logs:PutQueryDefinition"]
+    actions   = ["logs:DeleteQueryDefinition", "logs:PutQueryDefinition"]
     resources = ["*"]
   }
 

@@ -77,6 +77,14 @@ data "aws_iam_policy_document" "github_deploy_app" {
     ]
   }
 
+  # The stack's roles keep their boundary (iam_boundary.tf).
+  statement {
+    sid       = "DenyRemovingBoundaries"
+    effect    = "Deny"
+    actions   = ["iam:DeleteRolePermissionsBoundary"]
+    resources = ["*"]
+  }
+
   statement {
     sid       = "DenyAssumingOtherRoles"
     effect    = "Deny"
@@ -193,6 +201,11 @@ data "aws_iam_policy_document" "github_deploy_app" {
 ################################################################################
 
 data "aws_iam_policy_document" "github_deploy_read" {
+  # Everything a plan reads of every resource type of the stack, tags
+  # included, so that deploys work with github_deploy_manage_infrastructure
+  # = false (the contract test checks this against its table of the
+  # provider's calls, tests/contract/provider_apis.txt).
+  #
   # These Describe/List actions have no resource-level permissions: "*" only.
   # All read-only.
   statement {
@@ -207,7 +220,8 @@ data "aws_iam_policy_document" "github_deploy_read" {
       "ec2:DescribeRouteTables", "ec2:DescribeSecurityGroupRules", "ec2:DescribeSecurityGroups",
       "ec2:DescribeSubnets", "ec2:DescribeTags", "ec2:DescribeVpcs",
       "elasticloadbalancing:Describe*", "iam:ListOpenIDConnectProviders", "kms:ListAliases",
-      "logs:DescribeLogGroups", "servicediscovery:GetOperation", "servicediscovery:ListNamespaces",
+      "logs:DescribeLogGroups", "logs:DescribeQueryDefinitions", "servicediscovery:GetOperation",
+      "servicediscovery:ListNamespaces",
     ]
     resources = ["*"]
   }
@@ -234,7 +248,8 @@ data "aws_iam_policy_document" "github_deploy_read" {
       "acm:DescribeCertificate", "acm:GetCertificate", "acm:ListTagsForCertificate",
       "acm-pca:DescribeCertificateAuthority", "acm-pca:GetCertificate",
       "acm-pca:GetCertificateAuthorityCertificate", "acm-pca:GetCertificateAuthorityCsr",
-      "acm-pca:ListTags", "cloudwatch:DescribeAlarms", "ec2:DescribeVpcAttribute",
+      "acm-pca:ListTags", "application-autoscaling:ListTagsForResource", "cloudwatch:DescribeAlarms",
+      "cloudwatch:ListTagsForResource", "ec2:DescribeVpcAttribute",
       "kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus",
       "kms:ListResourceTags", "logs:ListTagsForResource", "logs:ListTagsLogGroup",
       "servicediscovery:GetNamespace", "servicediscovery:ListTagsForResource",
@@ -243,6 +258,7 @@ data "aws_iam_policy_document" "github_deploy_read" {
       [
         "arn:${local.partition}:acm:${local.arn_suffix}:certificate/*",
         "arn:${local.partition}:acm-pca:${local.arn_suffix}:certificate-authority/*",
+        "arn:${local.partition}:application-autoscaling:${local.arn_suffix}:scalable-target/*",
         "arn:${local.partition}:cloudwatch:${local.arn_suffix}:alarm:*",
         "arn:${local.partition}:ec2:${local.arn_suffix}:vpc/*",
         "arn:${local.partition}:kms:${local.arn_suffix}:key/*",
@@ -250,5 +266,20 @@ data "aws_iam_policy_document" "github_deploy_read" {
       ],
       local.log_group_arns,
     )
+  }
+
+  # observability*.tf: the dashboard (global: no region in its ARN) and the
+  # optional alarm topic with its subscriptions.
+  statement {
+    sid = "ReadObservability"
+    actions = [
+      "cloudwatch:GetDashboard", "sns:GetSubscriptionAttributes", "sns:GetTopicAttributes",
+      "sns:ListTagsForResource",
+    ]
+    resources = [
+      "arn:${local.partition}:cloudwatch::${local.account_id}:dashboard/${local.name}",
+      "arn:${local.partition}:sns:${local.arn_suffix}:${local.name}-alarms",
+      "arn:${local.partition}:sns:${local.arn_suffix}:${local.name}-alarms:*",
+    ]
   }
 }

@@ -7,15 +7,21 @@
 # and the token's sub claim to this repository and its deploy environments
 # (or branches): no other repository, fork or environment gets in.
 #
-# Bootstrap once with an administrator (IaC/README.md, "Deploy from
-# GitHub"):
-#   terraform apply -target=aws_iam_role.github_deploy \
-#     -target=aws_iam_role_policy_attachment.github_deploy -var ...
-# The role and its policies name every other resource by name or ARN
-# pattern, not by reference, so that -target creates only the OIDC
-# provider, the role and its policies. The role cannot change itself or
-# the provider (github_deploy_policy.tf denies it): changes to this file
-# are applied by an administrator the same way.
+# The sub claim comes in two forms: repo:<owner>/<name>:... and, for
+# repositories created since 2026-07-15 or opted in, the immutable
+# repo:<owner>@<owner_id>/<name>@<repo_id>:... (GitHub "Immutable subject
+# claims"; aws-actions/configure-aws-credentials README). Both are trusted
+# when the ids are known (github_repository_owner_id/_id, or written in
+# github_repository); deploy.yml passes github.repository_owner_id and
+# github.repository_id so that its plan matches the bootstrap's.
+#
+# Bootstrap once with an administrator: `scripts/deploy.sh bootstrap`
+# (IaC/README.md, "Bootstrap"). It applies local.bootstrap_targets: this
+# role, its policies, the boundary of the stack's roles, and the resources
+# the role may read but not create (KMS keys, the CA, the namespace, the
+# default security group, the demo certificate). The role cannot change
+# itself, the provider or the boundary (github_deploy_policy.tf denies
+# it): changes to them are applied by an administrator the same way.
 ################################################################################
 
 locals {
@@ -28,11 +34,27 @@ locals {
     : var.github_oidc_provider_arn
   )
 
-  # The sub claims allowed to assume the role: exact values, no wildcards.
-  github_deploy_subjects = concat(
-    [for e in var.github_deploy_environments : "repo:${var.github_repository}:environment:${e}"],
-    [for b in var.github_deploy_branches : "repo:${var.github_repository}:ref:refs/heads/${b}"],
+  # github_repository split into owner and name, each with its id if the
+  # immutable form was given ("" when absent).
+  github_repository_parts = concat(split("/", var.github_repository), [""])
+  github_owner_parts      = concat(split("@", local.github_repository_parts[0]), [""])
+  github_name_parts       = concat(split("@", local.github_repository_parts[1]), [""])
+  github_owner_id         = var.github_repository_owner_id != "" ? var.github_repository_owner_id : local.github_owner_parts[1]
+  github_repo_id          = var.github_repository_id != "" ? var.github_repository_id : local.github_name_parts[1]
+
+  # repo:<owner>/<name>, and repo:<owner>@<id>/<name>@<id> when the ids are known.
+  github_subject_repos = concat(
+    ["repo:${local.github_owner_parts[0]}/${local.github_name_parts[0]}"],
+    local.github_owner_id != "" && local.github_repo_id != "" ? ["repo:${local.github_owner_parts[0]}@${local.github_owner_id}/${local.github_name_parts[0]}@${local.github_repo_id}"] : [],
   )
+
+  # The sub claims allowed to assume the role: exact values, no wildcards.
+  github_deploy_subjects = flatten([
+    for repo in local.github_subject_repos : concat(
+      [for e in var.github_deploy_environments : "${repo}:environment:${e}"],
+      [for b in var.github_deploy_branches : "${repo}:ref:refs/heads/${b}"],
+    )
+  ])
 
   iam_arn_prefix    = "arn:${local.partition}:iam::${local.account_id}"
   github_deploy_arn = "${local.iam_arn_prefix}:role/${local.role_names.github_deploy}"
@@ -84,6 +106,11 @@ resource "aws_iam_role" "github_deploy" {
     precondition {
       condition     = var.github_repository != "" && var.tf_state_bucket != ""
       error_message = "github_oidc_enabled needs github_repository (owner/name) and tf_state_bucket."
+    }
+
+    precondition {
+      condition     = (var.github_repository_owner_id == "") == (var.github_repository_id == "")
+      error_message = "Set both github_repository_owner_id and github_repository_id (the immutable sub claim needs both), or neither."
     }
 
     precondition {

@@ -86,6 +86,9 @@ resource "aws_iam_role" "task_execution" {
   name               = local.role_names.task_execution
   description        = "ECS task execution role: pull the app image, write container and Service Connect proxy logs"
   assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume_execution.json
+  # The stack boundary (iam_boundary.tf): the deploy role may write this
+  # role's policies only under it.
+  permissions_boundary = aws_iam_policy.role_boundary.arn
 }
 
 resource "aws_iam_role_policy" "task_execution" {
@@ -154,4 +157,7 @@ resource "aws_iam_role" "task" {
   name               = local.role_names.task
   description        = "Task role of service-a and service-b: no permissions (the app calls no AWS API; no ECS Exec)"
   assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+  # The stack boundary (iam_boundary.tf): the deploy role may write this
+  # role's policies only under it.
+  permissions_boundary = aws_iam_policy.role_boundary.arn
 }

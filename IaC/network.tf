@@ -167,6 +167,9 @@ data "aws_iam_policy_document" "flow_logs" {
 resource "aws_iam_role" "flow_logs" {
   name               = local.role_names.flow_logs
   assume_role_policy = data.aws_iam_policy_document.flow_logs_assume.json
+  # The stack boundary (iam_boundary.tf): the deploy role may write this
+  # role's policies only under it.
+  permissions_boundary = aws_iam_policy.role_boundary.arn
 }
 
 resource "aws_iam_role_policy" "flow_logs" {

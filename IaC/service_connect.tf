@@ -97,6 +97,9 @@ resource "aws_iam_role" "service_connect_tls" {
   name               = local.role_names.service_connect_tls
   description        = "ECS infrastructure role for Service Connect TLS (Private CA certificates, ecs-sc secrets)"
   assume_role_policy = data.aws_iam_policy_document.ecs_infrastructure_assume.json
+  # The stack boundary (iam_boundary.tf): the deploy role may write this
+  # role's policies only under it.
+  permissions_boundary = aws_iam_policy.role_boundary.arn
 }
 
 resource "aws_iam_role_policy_attachment" "service_connect_tls" {

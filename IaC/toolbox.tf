@@ -15,6 +15,9 @@ resource "aws_iam_role" "toolbox_task" {
   name               = local.role_names.toolbox_task
   description        = "Task role of the grpcurl toolbox: ECS Exec only"
   assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+  # The stack boundary (iam_boundary.tf): the deploy role may write this
+  # role's policies only under it.
+  permissions_boundary = aws_iam_policy.role_boundary.arn
 }
 
 resource "aws_iam_role_policy_attachment" "toolbox_ecs_exec" {

@@ -21,13 +21,35 @@ variable "github_oidc_provider_arn" {
 }
 
 variable "github_repository" {
-  description = "The repository allowed to assume the deploy role, as owner/name (the OIDC token's sub claim starts with repo:<owner>/<name>:). Required with github_oidc_enabled."
+  description = "The repository allowed to assume the deploy role: owner/name, or its immutable form owner@<owner_id>/name@<repo_id> (GitHub's immutable subject claims). Required with github_oidc_enabled."
   type        = string
   default     = ""
 
   validation {
-    condition     = var.github_repository == "" || can(regex("^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$", var.github_repository))
-    error_message = "github_repository must be owner/name (letters, digits, '-', '.', '_'; no wildcards)."
+    condition     = var.github_repository == "" || can(regex("^([A-Za-z0-9-]+/[A-Za-z0-9._-]+|[A-Za-z0-9-]+@[0-9]+/[A-Za-z0-9._-]+@[0-9]+)$", var.github_repository))
+    error_message = "github_repository must be owner/name or owner@<owner_id>/name@<repo_id> (letters, digits, '-', '.', '_'; numeric ids; no wildcards)."
+  }
+}
+
+variable "github_repository_owner_id" {
+  description = "Numeric id of the repository's owner (github.repository_owner_id in a workflow; `gh api repos/OWNER/NAME --jq .owner.id`). With github_repository_id, the trust also accepts the immutable sub claim repo:owner@<owner_id>/name@<repo_id>:..., which new repositories emit. Empty: only the ids written in github_repository, if any."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = can(regex("^[0-9]*$", var.github_repository_owner_id))
+    error_message = "github_repository_owner_id must be empty or a number (github.repository_owner_id)."
+  }
+}
+
+variable "github_repository_id" {
+  description = "Numeric id of the repository (github.repository_id in a workflow; `gh api repos/OWNER/NAME --jq .id`). See github_repository_owner_id."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = can(regex("^[0-9]*$", var.github_repository_id))
+    error_message = "github_repository_id must be empty or a number (github.repository_id)."
   }
 }
 

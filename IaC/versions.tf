@@ -31,3 +31,12 @@ provider "aws" {
     tags = local.tags
   }
 }
+
+# The same account and region without default_tags, for resources whose
+# ARNs carry no name (scalable targets: autoscaling.tf). Tagging them would
+# need a tag permission the deploy role could use on any such resource in
+# the account (issue 21, point 8); untagged, it needs none.
+provider "aws" {
+  alias  = "untagged"
+  region = var.aws_region
+}

@@ -10,6 +10,12 @@
 #   scripts/deploy.sh smoke                         # scripts/smoke-test.sh only
 #   scripts/deploy.sh restart                       # restart both services (rolling), wait
 #   scripts/deploy.sh destroy  [TERRAFORM_ARGS...]  # terraform destroy (same as scripts/destroy.sh)
+#   scripts/deploy.sh bootstrap [TERRAFORM_ARGS...] # as an AWS administrator, once: apply only
+#                                                   # local.bootstrap_targets (IaC/iam_boundary.tf):
+#                                                   # the GitHub deploy role, its policies, the
+#                                                   # roles' boundary, and what the role may read
+#                                                   # but not create (KMS keys, CA, namespace,
+#                                                   # default security group, demo certificate)
 #
 #   TERRAFORM_ARGS are passed to `terraform apply/destroy/console`, e.g.
 #   -var task_cpu=512 or -var-file=prod.tfvars. Terraform runs with -chdir=IaC,
@@ -270,6 +276,27 @@ cmd_build() {
 }
 
 
+# The administrator's part of a GitHub deploy (IaC/README.md, "Bootstrap"):
+# the -target list comes from Terraform (local.bootstrap_targets), so it is
+# written once.
+cmd_bootstrap() {
+  need terraform aws
+  tf_init
+  resolve_settings
+  check_aws_identity
+  local targets=() target
+  for target in $(tf_eval 'join(" ", local.bootstrap_targets)'); do
+    targets+=("-target=${target}")
+  done
+  [[ ${#targets[@]} -gt 0 ]] || die "local.bootstrap_targets is empty"
+  log "bootstrap: terraform apply ${targets[*]}"
+  tf apply -input=false ${approve_args[@]+"${approve_args[@]}"} "${targets[@]}" \
+    ${tf_args[@]+"${tf_args[@]}"} -var image_tag=bootstrap >&2
+  log "deploy role (AWS_DEPLOY_ROLE_ARN of the workflow):"
+  tf_output_raw github_deploy_role_arn
+  printf '\n'
+}
+
 cmd_destroy() {
   need terraform
   tf_init
@@ -302,7 +329,8 @@ main() {
     verify | restart) exec "${repo_root}/scripts/verify-deployment.sh" "${sub}" ;;
     smoke) exec "${repo_root}/scripts/smoke-test.sh" ;;
     destroy) cmd_destroy ;;
-    *) die "unknown subcommand '${sub}' (deploy, build, verify, smoke, restart, destroy, help)" ;;
+    bootstrap) cmd_bootstrap ;;
+    *) die "unknown subcommand '${sub}' (deploy, build, verify, smoke, restart, destroy, bootstrap, help)" ;;
   esac
 }
 

@@ -22,6 +22,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
 
+#[path = "observability/context.rs"]
+mod context;
+#[path = "contract/deploy_role_rules.rs"]
+mod deploy_role_rules;
 #[path = "contract/ecs_tasks.rs"]
 mod ecs_tasks;
 #[path = "contract/eval.rs"]
@@ -30,6 +34,10 @@ mod eval;
 mod functions;
 #[path = "contract/github_oidc.rs"]
 mod github_oidc;
+#[path = "contract/iam_policy.rs"]
+mod iam_policy;
+#[path = "contract/provider_apis.rs"]
+mod provider_apis;
 #[path = "contract/services.rs"]
 mod services;
 #[path = "contract/tls.rs"]
@@ -140,9 +148,15 @@ fn each_check_fails_on_a_broken_copy() {
             "healthCheck.command",
         ),
         (
-            "per_request_timeout_seconds = 0",
-            "per_request_timeout_seconds = 15",
+            "== \"none\" ? null : 0",
+            "== \"none\" ? null : 15",
             "per_request_timeout_seconds",
+        ),
+        // Issue 21 point 4: no per-request timeout with appProtocol none (TCP).
+        (
+            "per_request_timeout_seconds = var.service_connect_app_protocol == \"none\" ? null : 0",
+            "per_request_timeout_seconds = 0",
+            "with appProtocol none",
         ),
         (
             "dynamic \"tls\" {",
@@ -249,8 +263,8 @@ fn each_check_fails_on_a_broken_copy() {
             "for \"none\"",
         ),
         (
-            "var.service_connect_app_protocol == \"none\"",
-            "var.service_connect_app_protocol == \"tcp\"",
+            "var.service_connect_app_protocol == \"none\"\n    ? {}",
+            "var.service_connect_app_protocol == \"tcp\"\n    ? {}",
             "appProtocol is Some(String(\"none\"))",
         ),
         (
@@ -265,14 +279,80 @@ fn each_check_fails_on_a_broken_copy() {
         ),
         // GitHub deploy role.
         (
-            "[for e in var.github_deploy_environments : \"repo:${var.github_repository}:environment:${e}\"]",
+            "[for e in var.github_deploy_environments : \"${repo}:environment:${e}\"]",
             "[\"repo:${var.github_repository}:*\"]",
             "sub condition",
         ),
         (
-            "\"repo:${var.github_repository}:environment:${e}\"",
+            "\"${repo}:environment:${e}\"",
             "\"repo:octo-org/other:environment:${e}\"",
             "sub condition",
+        ),
+        // Issue 21 point 1: both forms of the sub claim, and the variable
+        // accepts both forms of the repository.
+        (
+            "local.github_owner_id != \"\" && local.github_repo_id != \"\"",
+            "false",
+            "sub condition",
+        ),
+        (
+            "[A-Za-z0-9-]+/[A-Za-z0-9._-]+|[A-Za-z0-9-]+@[0-9]+/[A-Za-z0-9._-]+@[0-9]+",
+            "[A-Za-z0-9-]+/[A-Za-z0-9._-]+",
+            "validation gives Some(false) for \"octo-org@111/status-app@222\"",
+        ),
+        // Issue 21 points 2 and 6: the provider's calls against the
+        // policies, reads with github_deploy_manage_infrastructure = false.
+        (
+            "\"application-autoscaling:ListTagsForResource\", ",
+            "",
+            "aws_appautoscaling_target tags application-autoscaling:ListTagsForResource",
+        ),
+        (
+            "\"cloudwatch:GetDashboard\", ",
+            "",
+            "manage_infrastructure = false): aws_cloudwatch_dashboard read cloudwatch:GetDashboard",
+        ),
+        (
+            "\"ec2:ReplaceRouteTableAssociation\",",
+            "",
+            "ec2:ReplaceRouteTableAssociation on",
+        ),
+        // Issue 21 points 5 and 8: the bootstrap's resources.
+        (
+            "actions   = [\"logs:DeleteQueryDefinition\", \"logs:PutQueryDefinition\"]",
+            "actions   = [\"kms:CreateKey\", \"logs:DeleteQueryDefinition\", \"logs:PutQueryDefinition\"]",
+            "the bootstrap owns aws_kms_key",
+        ),
+        (
+            "    \"aws_service_discovery_http_namespace.this\",\n",
+            "",
+            "does not reach aws_service_discovery_http_namespace.this",
+        ),
+        (
+            "variable = \"ec2:CreateAction\"",
+            "variable = \"aws:RequestTag/Project\"",
+            "outside the stack's names",
+        ),
+        (
+            "    resources = [aws_kms_key.platform.arn]\n\n    condition {\n      test     = \"Bool\"",
+            "    resources = [\"arn:${local.partition}:kms:${local.arn_suffix}:key/*\"]\n\n    condition {\n      test     = \"Bool\"",
+            "KMS writes must name exact keys",
+        ),
+        // Issue 21 point 7: the permissions boundary.
+        (
+            "\"iam:DeleteRole\", \"iam:TagRole\",",
+            "\"iam:DeleteRole\", \"iam:PutRolePolicy\", \"iam:TagRole\",",
+            "without the condition iam:PermissionsBoundary",
+        ),
+        (
+            "actions   = [\"iam:DeleteRolePermissionsBoundary\"]",
+            "actions   = [\"iam:DeleteRolePolicy\"]",
+            "removing a role's permissions boundary is not denied",
+        ),
+        (
+            "  permissions_boundary = aws_iam_policy.role_boundary.arn\n",
+            "",
+            "permissions_boundary is None",
         ),
         (
             "      values   = [\"sts.amazonaws.com\"]",

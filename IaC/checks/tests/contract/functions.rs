@@ -11,7 +11,7 @@ use hcl::{
 /// types it uses them with.
 pub(crate) fn terraform_functions() -> Context<'static> {
     let mut context = Context::new();
-    let functions: [(&str, FuncDef); 10] = [
+    let functions: [(&str, FuncDef); 11] = [
         (
             "tostring",
             FuncDef::builder().param(ParamType::Any).build(tostring),
@@ -65,6 +65,12 @@ pub(crate) fn terraform_functions() -> Context<'static> {
             FuncDef::builder()
                 .param(ParamType::array_of(ParamType::Any))
                 .build(flatten),
+        ),
+        (
+            "split",
+            FuncDef::builder()
+                .params([ParamType::String, ParamType::String])
+                .build(split),
         ),
         (
             "merge",
@@ -205,4 +211,17 @@ fn merge(args: FuncArgs) -> Result<Value, String> {
         }
     }
     Ok(Value::Object(merged))
+}
+
+/// Terraform's `split(separator, string)`.
+fn split(args: FuncArgs) -> Result<Value, String> {
+    let values = args.into_values();
+    match (values.first(), values.get(1)) {
+        (Some(Value::String(separator)), Some(Value::String(text))) => Ok(Value::from(
+            text.split(separator.as_str())
+                .map(str::to_owned)
+                .collect::<Vec<_>>(),
+        )),
+        other => Err(format!("split{other:?}")),
+    }
 }

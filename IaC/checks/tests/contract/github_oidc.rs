@@ -8,12 +8,16 @@
 //! resource except for read-only actions and the few AWS grants on `*`
 //! only; every policy within IAM's size limit.
 
-use hcl::{Body, Value, eval::Context};
+use hcl::{Value, eval::Context};
 use serde_json::json;
 
 use crate::eval::{ACCOUNT_ID, Findings, Iac, attribute, eval, get, source};
+use crate::iam_policy::{Statement, statements, text};
 
 const REPOSITORY: &str = "octo-org/status-app";
+/// github.repository_owner_id and github.repository_id of that repository.
+const OWNER_ID: &str = "4242";
+const REPO_ID: &str = "987654";
 const OIDC_HOST: &str = "token.actions.githubusercontent.com";
 /// IAM's limit for a managed policy, whitespace not counted.
 const MANAGED_POLICY_MAX_CHARS: usize = 6144;
@@ -26,60 +30,6 @@ const STAR_ONLY_WRITES: [&str; 5] = [
     "logs:PutQueryDefinition",
     "logs:DeleteQueryDefinition",
 ];
-
-/// One evaluated `statement` block.
-#[derive(Debug, Default)]
-struct Statement {
-    sid: String,
-    deny: bool,
-    actions: Vec<String>,
-    resources: Vec<String>,
-    /// (test, variable, values)
-    conditions: Vec<(String, String, Vec<String>)>,
-}
-
-fn strings(value: Option<Value>) -> Vec<String> {
-    match value {
-        Some(Value::Array(list)) => list
-            .into_iter()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-fn text(value: Option<Value>) -> String {
-    value
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
-fn statements(doc: &Body, context: &Context<'static>) -> Vec<Statement> {
-    doc.blocks()
-        .filter(|b| b.identifier() == "statement")
-        .map(|b| {
-            let body = b.body();
-            Statement {
-                sid: text(eval(attribute(body, "sid"), context)),
-                deny: text(eval(attribute(body, "effect"), context)) == "Deny",
-                actions: strings(eval(attribute(body, "actions"), context)),
-                resources: strings(eval(attribute(body, "resources"), context)),
-                conditions: body
-                    .blocks()
-                    .filter(|c| c.identifier() == "condition")
-                    .map(|c| {
-                        let at = |key| eval(attribute(c.body(), key), context);
-                        (
-                            text(at("test")),
-                            text(at("variable")),
-                            strings(at("values")),
-                        )
-                    })
-                    .collect(),
-            }
-        })
-        .collect()
-}
 
 /// The policy JSON as `aws_iam_policy_document` renders it, without
 /// whitespace: what IAM counts against its size limit.
@@ -127,14 +77,76 @@ pub(crate) fn check_github_oidc(iac: &Iac, findings: &mut Findings) {
         .and_then(|b| eval(attribute(b, "count"), &defaults));
     findings.expect("aws_iam_role.github_deploy", "count by default", count, 0);
 
-    let context = iac.context(&[
-        ("github_oidc_enabled", Value::Bool(true)),
-        ("github_repository", Value::from(REPOSITORY)),
-        ("tf_state_bucket", Value::from("octo-tf-state")),
-        ("github_deploy_branches", Value::from(vec!["main"])),
-    ]);
+    // With the ids GitHub gives the workflow (github.repository_owner_id,
+    // github.repository_id); resources stand in for themselves.
+    let enabled = |repository: &str, ids: bool, manage: bool| {
+        let mut overrides = vec![
+            ("github_oidc_enabled", Value::Bool(true)),
+            ("github_repository", Value::from(repository)),
+            ("tf_state_bucket", Value::from("octo-tf-state")),
+            ("github_deploy_branches", Value::from(vec!["main"])),
+            ("github_deploy_manage_infrastructure", Value::Bool(manage)),
+        ];
+        if ids {
+            overrides.push(("github_repository_owner_id", Value::from(OWNER_ID)));
+            overrides.push(("github_repository_id", Value::from(REPO_ID)));
+        }
+        crate::context::context(iac, &overrides)
+    };
+    let context = enabled(REPOSITORY, true, true);
     check_trust(iac, &context, findings);
+    // The immutable form written into github_repository gives the same trust.
+    let immutable = format!("octo-org@{OWNER_ID}/status-app@{REPO_ID}");
+    check_trust(iac, &enabled(&immutable, false, true), findings);
+    check_repository_variable(iac, &context, findings);
+    check_workflow(findings);
     check_permissions(iac, &context, findings);
+    let (_, all) = crate::provider_apis::deploy_statements(iac, &context);
+    crate::deploy_role_rules::check_deploy_role_rules(iac, &context, &all, findings);
+    crate::provider_apis::check_provider_apis(
+        iac,
+        &context,
+        &enabled(REPOSITORY, true, false),
+        findings,
+    );
+}
+
+/// `github_repository` takes both forms of the repository and nothing else.
+fn check_repository_variable(iac: &Iac, context: &Context<'static>, findings: &mut Findings) {
+    for (value, want) in [
+        (REPOSITORY, true),
+        ("octo-org@111/status-app@222", true),
+        ("", true),
+        ("octo-org/*", false),
+        ("octo-org@111/status-app", false),
+        ("octo-org@x/status-app@222", false),
+        ("repo:octo-org/status-app", false),
+    ] {
+        let got = iac.accepts(context, "github_repository", Value::from(value));
+        findings.require(
+            got == Some(want),
+            format!(
+                "variable github_repository: validation gives {got:?} for {value:?}, want {want}"
+            ),
+        );
+    }
+}
+
+/// deploy.yml gives Terraform what the bootstrap applied: the repository
+/// ids (both sub forms) and which policies the role has.
+fn check_workflow(findings: &mut Findings) {
+    let path = crate::eval::iac_dir().join("../.github/workflows/deploy.yml");
+    let workflow = std::fs::read_to_string(&path).unwrap_or_default();
+    for line in [
+        "TF_VAR_github_repository_owner_id: ${{ github.repository_owner_id }}",
+        "TF_VAR_github_repository_id: ${{ github.repository_id }}",
+        "TF_VAR_github_deploy_manage_infrastructure: ${{ vars.DEPLOY_MANAGE_INFRASTRUCTURE || 'true' }}",
+    ] {
+        findings.require(
+            workflow.lines().any(|l| l.trim() == line),
+            format!(".github/workflows/deploy.yml: no `{line}`"),
+        );
+    }
 }
 
 fn check_trust(iac: &Iac, context: &Context<'static>, findings: &mut Findings) {
@@ -198,13 +210,16 @@ fn check_trust(iac: &Iac, context: &Context<'static>, findings: &mut Findings) {
     // deploy environment and branch; no pattern that another repository,
     // environment or branch could match.
     let sub = condition("sub");
+    let immutable = format!("repo:octo-org@{OWNER_ID}/status-app@{REPO_ID}");
     let want = vec![
         format!("repo:{REPOSITORY}:environment:production"),
         format!("repo:{REPOSITORY}:ref:refs/heads/main"),
+        format!("{immutable}:environment:production"),
+        format!("{immutable}:ref:refs/heads/main"),
     ];
     findings.require(
         sub.is_some_and(|(test, _, values)| test == "StringEquals" && *values == want),
-        format!("{place}: sub condition is {sub:?}, want StringEquals {want:?} (from var.github_repository, environments, branches)"),
+        format!("{place}: sub condition is {sub:?}, want StringEquals {want:?} (both forms, from var.github_repository and its ids, environments, branches)"),
     );
 }
 

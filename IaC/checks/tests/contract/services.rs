@@ -162,6 +162,21 @@ pub(crate) fn check_service(
         at(&["timeout"], "per_request_timeout_seconds"),
         0,
     );
+    // ECS rejects a per-request timeout when appProtocol is TCP ("none").
+    let tcp = with_each(
+        &iac.context(&[("service_connect_app_protocol", Value::from("none"))]),
+        name,
+    );
+    let per_request_tcp = eval(
+        connect
+            .and_then(|c| block(c, &["timeout"]))
+            .and_then(|b| attribute(b, "per_request_timeout_seconds")),
+        &tcp,
+    );
+    findings.require(
+        matches!(per_request_tcp, Some(Value::Null)),
+        format!("{place}: timeout.per_request_timeout_seconds is {per_request_tcp:?} with appProtocol none (TCP); ECS accepts it only for HTTP-based protocols, want null"),
+    );
     findings.require(
         connect.is_some_and(|c| attribute(c, "ingress_port_override").is_none()),
         format!("{place}: ingress_port_override would let ALB traffic bypass the proxy"),
