@@ -71,6 +71,12 @@ locals {
         ]
       },
       {
+        title = "${k}: idle connections reclaimed near MAX_CONNECTIONS", stat = "Sum"
+        metrics = [
+          [local.metrics_namespace, "ConnectionsReclaimed", "Service", k, { label = "reclaimed / min" }],
+        ]
+      },
+      {
         title = "${k}: calls to ${s.peer}", stat = "Sum"
         metrics = [
           [local.metrics_namespace, "PeerCalls", "Service", k, { label = "peer calls / min" }],

@@ -16,7 +16,8 @@ use super::values::{
 };
 
 /// Open connections. At the cap the server stops accepting until one closes
-/// (the kernel's backlog holds the rest). An idle HTTP/2 connection costs
+/// (the kernel's backlog holds the rest); before it, idle connections are
+/// reclaimed (`server/pressure.rs`) so the cap is not reached by idle ones. An idle HTTP/2 connection costs
 /// tens of KB, so 4,096 stay well inside 512 MiB.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 4096;
 /// Requests in flight, health checks excepted (requests waiting for a peer
@@ -38,7 +39,8 @@ pub const DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS: u32 = 100;
 pub const DEFAULT_MAX_HEADER_LIST_SIZE: u32 = 16 * 1024;
 /// Bound on a unary request (REST, or gRPC without a shorter `grpc-timeout`).
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// Time for an HTTP/1.1 client to send a whole request head.
+/// Time for a client to send a whole request head, from its first byte
+/// (HTTP/2: the preface and SETTINGS, then each header block).
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// A new connection that sends nothing for this long is closed.
 pub const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -101,7 +103,8 @@ impl Default for ServerLimits {
 /// The flags and variables of [`ServerLimits`].
 #[derive(Debug, Clone, Args)]
 pub struct LimitArgs {
-    /// Open connections; at the cap the server stops accepting until one closes.
+    /// Open connections; at the cap the server stops accepting until one
+    /// closes. From 3/4 of it, idle connections are reclaimed, longest idle first.
     #[arg(long, env = ENV_MAX_CONNECTIONS, value_name = ENV_MAX_CONNECTIONS,
           default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
@@ -127,7 +130,8 @@ pub struct LimitArgs {
     #[arg(long, env = ENV_REQUEST_TIMEOUT, value_name = ENV_REQUEST_TIMEOUT,
           default_value_t = DEFAULT_REQUEST_TIMEOUT.into(), value_parser = parse_humantime)]
     pub request_timeout: humantime::Duration,
-    /// Time an HTTP/1.1 client has to send a whole request head.
+    /// Time to send a whole request head from its first byte (HTTP/2: the
+    /// preface and SETTINGS, then each header block); then the connection closes.
     #[arg(long, env = ENV_HEADER_READ_TIMEOUT, value_name = ENV_HEADER_READ_TIMEOUT,
           default_value_t = DEFAULT_HEADER_READ_TIMEOUT.into(), value_parser = parse_humantime)]
     pub header_read_timeout: humantime::Duration,

@@ -85,6 +85,14 @@ pub const PROCESS_MEMORY: MetricSpec = MetricSpec {
     dimension_sets: SERVICE_DIMENSIONS,
 };
 
+/// Idle connections closed because open connections neared
+/// `MAX_CONNECTIONS` (pressure reclaim), since the last line.
+pub const CONNECTIONS_RECLAIMED: MetricSpec = MetricSpec {
+    name: "ConnectionsReclaimed",
+    unit: "Count",
+    dimension_sets: SERVICE_DIMENSIONS,
+};
+
 /// Every metric, for the dashboard test and the README.
 pub const ALL: &[MetricSpec] = &[
     REQUESTS,
@@ -96,6 +104,7 @@ pub const ALL: &[MetricSpec] = &[
     WATCH_STREAMS,
     PROCESS_CPU,
     PROCESS_MEMORY,
+    CONNECTIONS_RECLAIMED,
 ];
 
 /// The metrics of a per-route line, and of the per-service line.
@@ -107,4 +116,5 @@ pub(crate) const SERVICE_LINE: &[MetricSpec] = &[
     WATCH_STREAMS,
     PROCESS_CPU,
     PROCESS_MEMORY,
+    CONNECTIONS_RECLAIMED,
 ];

@@ -82,6 +82,7 @@ pub struct Recorder {
     /// `routes.len() * 3` entries: route-major, then code class.
     stats: Box<[RouteStats]>,
     peer: PeerStats,
+    connections_reclaimed: AtomicU64,
 }
 
 impl Recorder {
@@ -96,6 +97,7 @@ impl Recorder {
             routes,
             stats,
             peer: PeerStats::default(),
+            connections_reclaimed: AtomicU64::new(0),
         }
     }
 
@@ -145,6 +147,10 @@ impl Recorder {
         self.peer.errors.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn record_reclaimed_connection(&self) {
+        self.connections_reclaimed.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The EMF lines for everything counted since the last call (which it
     /// resets): one per route and class that had requests, and one for the
     /// service with its peer calls and `gauges`.
@@ -178,6 +184,8 @@ impl Recorder {
         line[catalog::WATCH_STREAMS.name] = json!(gauges.watch_streams);
         line[catalog::PROCESS_CPU.name] = json!(gauges.process_cpu_percent);
         line[catalog::PROCESS_MEMORY.name] = json!(gauges.process_memory_bytes);
+        line[catalog::CONNECTIONS_RECLAIMED.name] =
+            json!(self.connections_reclaimed.swap(0, Ordering::Relaxed));
         lines.push(line);
         lines
     }

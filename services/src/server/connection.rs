@@ -1,10 +1,21 @@
 //! One accepted connection, HTTP/1.1 or h2c (told apart by its first
 //! bytes), with the limits that keep a client from holding a connection
-//! without using it: a connection that sends nothing within
-//! `FIRST_BYTE_TIMEOUT` is dropped, and one with no request in flight for
-//! `CONNECTION_IDLE_TIMEOUT` is closed gracefully (HTTP/2 preface-only
-//! connections included). Request heads are bounded by
-//! `MAX_HEADER_LIST_SIZE` and, on HTTP/1.1, `HEADER_READ_TIMEOUT`.
+//! without using it:
+//! - one that sends nothing within `FIRST_BYTE_TIMEOUT` is dropped;
+//! - from its first byte, a request head must be complete within
+//!   `HEADER_READ_TIMEOUT`: on HTTP/1.1 each request head, on HTTP/2 the
+//!   preface and SETTINGS, then every header block (HEADERS and its
+//!   CONTINUATION frames) ([`super::head_watch`]); past it the connection
+//!   is closed (GOAWAY on HTTP/2);
+//! - one with no request in flight for `CONNECTION_IDLE_TIMEOUT` is closed
+//!   gracefully (a keep-alive HTTP/1.1 connection waiting for its next
+//!   request is idle, not reading a head);
+//! - under connection pressure an idle one may be asked to close sooner
+//!   ([`super::pressure`]).
+//!
+//! A graceful close (GOAWAY) never cuts work in flight: the connection is
+//! dropped only once it has had nothing in flight for a short grace, so a
+//! client that never answers the GOAWAY cannot keep it either.
 //!
 //! While the service drains, HTTP/1.1 answers carry `Connection: close`, so
 //! keep-alive clients reconnect (to another task) instead of meeting the
@@ -13,10 +24,7 @@
 use std::{
     net::SocketAddr,
     pin::Pin,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
-    },
+    sync::Arc,
     task::{Context, Poll, ready},
     time::Duration,
 };
@@ -34,6 +42,11 @@ use tokio::{net::TcpStream, time::Instant};
 use tokio_util::sync::CancellationToken;
 use tower::Service;
 
+use super::{
+    activity::{Activity, InFlight},
+    head_watch::HeadWatch,
+    pressure::Tracked,
+};
 use crate::{
     config::ServerLimits,
     http::{access_log::ClientAddress, refused::Refusals},
@@ -53,9 +66,12 @@ const MIN_HTTP1_BUFFER: usize = 8192;
 /// burst costs the server as much again: the fault suite measures it).
 const PENDING_ACCEPT_RESETS_PER_STREAM: usize = 2;
 /// After an idle connection is told to close (GOAWAY on HTTP/2), how long
-/// the client has to acknowledge before the socket is simply closed: a
-/// client that never answers (preface-only floods) must not keep it.
+/// it must stay without work in flight before the socket is simply closed:
+/// a client that never answers (preface-only floods) must not keep it.
 const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// The same for connections closed by pressure or for an unfinished head:
+/// enough to send the GOAWAY, short so a flood's slots free at once.
+const SHORT_CLOSE_GRACE: Duration = Duration::from_millis(250);
 
 pub(crate) type ConnectionBuilder = auto::Builder<TokioExecutor>;
 
@@ -65,7 +81,9 @@ pub(crate) fn builder(limits: &ServerLimits) -> ConnectionBuilder {
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
+        // hyper's timer also runs while a keep-alive connection waits for
+        // its next request; heads are timed by `head_watch` instead.
+        .header_read_timeout(None)
         .max_buf_size((limits.max_header_list_size as usize).max(MIN_HTTP1_BUFFER));
     builder
         .http2()
@@ -86,6 +104,7 @@ pub(crate) struct ConnectionContext<S> {
     pub(crate) app: S,
     pub(crate) builder: Arc<ConnectionBuilder>,
     pub(crate) first_byte_timeout: Duration,
+    pub(crate) header_read_timeout: Duration,
     pub(crate) idle_timeout: Duration,
     pub(crate) lifecycle: Arc<Lifecycle>,
     /// Cancelled when the server stops: each connection finishes what is in
@@ -95,10 +114,24 @@ pub(crate) struct ConnectionContext<S> {
     pub(crate) refusals: Refusals,
 }
 
+/// Whether and why a connection is being closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Closing {
+    Open,
+    /// Idle or reclaimed: dropped once nothing is in flight for this long.
+    WhenQuiet(Duration),
+    /// A head overdue: dropped this long after, whatever is in flight (the
+    /// client can send nothing but the rest of that head).
+    Now(Duration),
+    /// The server stops: its shutdown timeout bounds the rest.
+    Stopping,
+}
+
 /// Serves one connection until it ends.
 pub(crate) async fn serve<S, B>(
     stream: TcpStream,
     client: SocketAddr,
+    tracked: Tracked,
     context: ConnectionContext<S>,
 ) where
     S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
@@ -112,41 +145,51 @@ pub(crate) async fn serve<S, B>(
         app,
         builder,
         first_byte_timeout,
+        header_read_timeout,
         idle_timeout,
         lifecycle,
         closing,
         refusals,
     } = context;
+    let activity = Arc::clone(tracked.activity());
     // `readable()` can report a fresh socket ready before any byte came;
     // peeking waits for a real byte (or the client's close).
     let mut first = [0u8; 1];
-    tokio::select! {
-        peeked = tokio::time::timeout(first_byte_timeout, stream.peek(&mut first)) => match peeked {
-            Ok(Ok(1..)) => {}
-            Ok(_) => return, // closed or failed before sending anything
-            Err(_) => {
-                tracing::debug!(%client, "closed: nothing sent within FIRST_BYTE_TIMEOUT");
-                return;
+    loop {
+        tokio::select! {
+            peeked = tokio::time::timeout(first_byte_timeout, stream.peek(&mut first)) => match peeked {
+                Ok(Ok(1..)) => break,
+                Ok(_) => return, // closed or failed before sending anything
+                Err(_) => {
+                    tracing::debug!(%client, "closed: nothing sent within FIRST_BYTE_TIMEOUT");
+                    return;
+                }
+            },
+            () = activity.reclaim_requested() => {
+                if tracked.accept_reclaim() {
+                    tracing::debug!(%client, "closed: reclaimed under pressure before its first byte");
+                    return;
+                }
             }
-        },
-        () = closing.cancelled() => return,
+            () = closing.cancelled() => return,
+        }
     }
 
-    let activity = Arc::new(Activity::new());
     let service = PerConnection {
         inner: app,
         client,
         activity: Arc::clone(&activity),
         lifecycle,
     };
-    let connection =
-        builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+    let io = HeadWatch::new(stream, Arc::clone(&activity));
+    let connection = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
     tokio::pin!(connection);
-    let idle = activity.idle_for(idle_timeout);
+    let idle = activity.idle_for(idle_timeout, Instant::now());
     tokio::pin!(idle);
-    let grace = tokio::time::sleep(Duration::MAX);
-    tokio::pin!(grace);
-    let mut shutting_down = false;
+    let head_overdue = activity.head_overdue(header_read_timeout);
+    tokio::pin!(head_overdue);
+    let mut grace = close_after(&activity, Closing::Open);
+    let mut state = Closing::Open;
     loop {
         tokio::select! {
             ended = connection.as_mut() => {
@@ -157,83 +200,51 @@ pub(crate) async fn serve<S, B>(
                 }
                 return;
             }
-            () = &mut idle, if !shutting_down => {
+            () = &mut idle, if state == Closing::Open => {
                 tracing::debug!(%client, "closing: idle for CONNECTION_IDLE_TIMEOUT");
                 connection.as_mut().graceful_shutdown();
-                grace.as_mut().reset(Instant::now() + IDLE_CLOSE_GRACE);
-                shutting_down = true;
+                state = Closing::WhenQuiet(IDLE_CLOSE_GRACE);
+                grace = close_after(&activity, state);
+            }
+            () = activity.reclaim_requested(), if state == Closing::Open => {
+                if tracked.accept_reclaim() {
+                    tracing::debug!(%client, "closing: idle, reclaimed under connection pressure");
+                    connection.as_mut().graceful_shutdown();
+                    state = Closing::WhenQuiet(SHORT_CLOSE_GRACE);
+                    grace = close_after(&activity, state);
+                }
+            }
+            () = &mut head_overdue, if matches!(state, Closing::Open | Closing::WhenQuiet(_)) => {
+                tracing::debug!(%client, "closing: request head not complete within HEADER_READ_TIMEOUT");
+                connection.as_mut().graceful_shutdown();
+                state = Closing::Now(SHORT_CLOSE_GRACE);
+                grace = close_after(&activity, state);
             }
             () = &mut grace => {
-                tracing::debug!(%client, "closed: no answer to the idle close");
+                tracing::debug!(%client, "closed: no answer to the close");
                 return;
             }
-            () = closing.cancelled(), if !shutting_down => {
+            () = closing.cancelled(), if state == Closing::Open => {
                 connection.as_mut().graceful_shutdown();
-                shutting_down = true;
+                state = Closing::Stopping;
             }
         }
     }
 }
 
-/// Requests in flight on a connection, and since when it has had none.
-#[derive(Debug)]
-struct Activity {
-    started: Instant,
-    in_flight: AtomicUsize,
-    /// Milliseconds from `started` to when `in_flight` last fell to 0.
-    idle_since_ms: AtomicU64,
-}
-
-impl Activity {
-    fn new() -> Self {
-        Self {
-            started: Instant::now(),
-            in_flight: AtomicUsize::new(0),
-            idle_since_ms: AtomicU64::new(0),
-        }
-    }
-
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    fn begin(self: &Arc<Self>) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(Arc::clone(self))
-    }
-
-    /// Completes once the connection has had nothing in flight for `timeout`.
-    async fn idle_for(&self, timeout: Duration) {
-        loop {
-            let wait = if self.in_flight.load(Ordering::Relaxed) > 0 {
-                timeout
-            } else {
-                let idle_ms = self
-                    .now_ms()
-                    .saturating_sub(self.idle_since_ms.load(Ordering::Relaxed));
-                match timeout.checked_sub(Duration::from_millis(idle_ms)) {
-                    Some(left) if !left.is_zero() => left,
-                    _ => return,
-                }
-            };
-            tokio::time::sleep(wait).await;
-        }
-    }
-}
-
-/// One request in flight; dropped when its response body is done (or the
-/// request is abandoned).
-#[derive(Debug)]
-struct InFlight(Arc<Activity>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        let activity = &self.0;
-        if activity.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
-            activity
-                .idle_since_ms
-                .store(activity.now_ms(), Ordering::Relaxed);
-        }
+/// When a connection being closed is dropped: after the grace from now,
+/// and for a graceful close only once nothing has been in flight for that
+/// long (work that raced the GOAWAY is finished first).
+fn close_after(
+    activity: &Arc<Activity>,
+    state: Closing,
+) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    let activity = Arc::clone(activity);
+    let from = Instant::now();
+    match state {
+        Closing::Open | Closing::Stopping => Box::pin(std::future::pending()),
+        Closing::WhenQuiet(grace) => Box::pin(async move { activity.idle_for(grace, from).await }),
+        Closing::Now(grace) => Box::pin(tokio::time::sleep_until(from + grace)),
     }
 }
 
@@ -327,34 +338,5 @@ impl<B: Body> Body for InFlightBody<B> {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn idle_only_after_the_timeout_with_nothing_in_flight() {
-        let activity = Arc::new(Activity::new());
-        let timeout = Duration::from_secs(10);
-        let request = activity.begin();
-        let idle = tokio::spawn({
-            let activity = Arc::clone(&activity);
-            async move {
-                activity.idle_for(timeout).await;
-                Instant::now()
-            }
-        });
-        tokio::time::sleep(Duration::from_secs(25)).await;
-        assert!(!idle.is_finished(), "idle while a request was in flight");
-        let done_at = Instant::now();
-        drop(request);
-        let idle_at = idle.await.expect("task");
-        let waited = idle_at - done_at;
-        assert!(
-            waited >= timeout && waited <= timeout + Duration::from_millis(10),
-            "idle {waited:?} after the last request"
-        );
     }
 }

@@ -2,6 +2,10 @@
 //! `MAX_CONNECTIONS` at a time, and runs each in a task of its own set, so
 //! a stop can wait for them and, past its bound, abort every one.
 //!
+//! Each connection is registered with the service's [`Pressure`] (which
+//! reclaims idle connections as the count nears the cap, checked here once
+//! a second too), so a flood of idle connections cannot fill every slot.
+//!
 //! Accept errors never end the loop. A refused or reset handshake is the
 //! client's business; running out of file descriptors or memory (EMFILE,
 //! ENFILE, ENOBUFS, ENOMEM) is logged at warn, at most once a second, and
@@ -18,6 +22,7 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
+use super::pressure::{Pressure, SWEEP_INTERVAL, Tracked};
 use crate::throttle::Throttle;
 
 /// First pause after a resource error; it doubles up to [`MAX_BACKOFF`].
@@ -29,11 +34,13 @@ pub(crate) struct AcceptSettings {
     pub(crate) service: String,
     pub(crate) max_connections: u32,
     pub(crate) tcp_keepalive: Duration,
+    pub(crate) pressure: Arc<Pressure>,
     /// Cancelled when the server stops accepting.
     pub(crate) stop: CancellationToken,
 }
 
-/// Accepts until `settings.stop`, running `serve` for each connection.
+/// Accepts until `settings.stop`, running `serve` for each connection (with
+/// its place in the pressure registry).
 /// Returns the set of connection tasks still running; the listening
 /// socket is closed when it returns.
 pub(crate) async fn accept_until_stopped<F, Fut>(
@@ -42,7 +49,7 @@ pub(crate) async fn accept_until_stopped<F, Fut>(
     serve: F,
 ) -> JoinSet<()>
 where
-    F: Fn(TcpStream, SocketAddr) -> Fut,
+    F: Fn(TcpStream, SocketAddr, Tracked) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let slots = Arc::new(Semaphore::new(settings.max_connections as usize));
@@ -50,10 +57,16 @@ where
     let mut backoff = MIN_BACKOFF;
     let resource_warnings = Throttle::default();
     let cap_warnings = Throttle::default();
+    let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let accepted = tokio::select! {
             biased;
             () = settings.stop.cancelled() => break,
+            _ = sweep.tick() => {
+                settings.pressure.sweep();
+                continue;
+            }
             Some(ended) = connections.join_next() => {
                 if let Err(error) = ended
                     && error.is_panic()
@@ -68,7 +81,7 @@ where
             Ok((stream, client, slot)) => {
                 backoff = MIN_BACKOFF;
                 configure(&stream, settings.tcp_keepalive);
-                let connection = serve(stream, client);
+                let connection = serve(stream, client, settings.pressure.admit());
                 connections.spawn(async move {
                     connection.await;
                     drop(slot);
@@ -162,13 +175,19 @@ mod tests {
             service: "test".into(),
             max_connections: 2,
             tcp_keepalive: Duration::from_secs(60),
+            pressure: Pressure::new(
+                "test",
+                2,
+                Duration::from_secs(600),
+                Arc::new(crate::emf::Recorder::new("test", [])),
+            ),
             stop: stop.clone(),
         };
         // Each connection is served until its client closes it.
         let loop_task = tokio::spawn(accept_until_stopped(
             listener,
             settings,
-            move |mut stream: TcpStream, _| {
+            move |mut stream: TcpStream, _, _| {
                 let accepted = accepted.clone();
                 async move {
                     let _ = accepted.send(());

@@ -13,9 +13,12 @@
 //! the connections still open after the shutdown timeout. `serve` returns
 //! only once every connection task has ended, so nothing logs after it.
 
+mod activity;
 mod app;
 mod connection;
+mod head_watch;
 mod listener;
+mod pressure;
 
 use std::{sync::Arc, time::Duration};
 
@@ -28,6 +31,7 @@ use self::app::app;
 use self::{
     connection::ConnectionContext,
     listener::{AcceptSettings, accept_until_stopped},
+    pressure::Pressure,
 };
 use crate::{
     config::ServiceConfig,
@@ -93,6 +97,7 @@ pub async fn serve(
         app,
         builder: Arc::new(connection::builder(limits)),
         first_byte_timeout: limits.first_byte_timeout,
+        header_read_timeout: limits.header_read_timeout,
         idle_timeout: limits.connection_idle_timeout,
         lifecycle: Arc::clone(&lifecycle),
         closing: stopping.clone(),
@@ -102,6 +107,12 @@ pub async fn serve(
         service: service.to_owned(),
         max_connections: limits.max_connections,
         tcp_keepalive: limits.tcp_keepalive,
+        pressure: Pressure::new(
+            service,
+            limits.max_connections,
+            limits.connection_idle_timeout,
+            Arc::clone(&recorder),
+        ),
         stop: stopping.clone(),
     };
     let published = CancellationToken::new();
@@ -121,7 +132,7 @@ pub async fn serve(
     let mut accepting = tokio::spawn(accept_until_stopped(
         listener,
         settings,
-        move |stream, client| connection::serve(stream, client, context.clone()),
+        move |stream, client, tracked| connection::serve(stream, client, tracked, context.clone()),
     ));
     tracing::info!(
         service,

@@ -1,0 +1,301 @@
+//! Connection pressure: as open connections approach `MAX_CONNECTIONS`,
+//! idle ones (nothing in flight) are closed, longest idle first, so a new
+//! connection is always admitted and a health check always answers, however
+//! many connections one client opens and leaves idle. nginx does the same
+//! with its idle keep-alive connections; Envoy's overload manager scales
+//! idle timeouts down as a resource fills (`reduce_timeouts`).
+//!
+//! - From [`PRESSURE_FROM`] of `MAX_CONNECTIONS` open, the idle timeout
+//!   shrinks in proportion, from `CONNECTION_IDLE_TIMEOUT` down to
+//!   [`MIN_IDLE_UNDER_PRESSURE`] at the high-water mark (checked once a
+//!   second).
+//! - At the high-water mark ([`HIGH_WATER`] of `MAX_CONNECTIONS`), each new
+//!   connection makes the longest-idle connections close until the count is
+//!   back under it.
+//!
+//! A connection with a request or stream in flight is never reclaimed.
+//! Each reclaim is counted (EMF `ConnectionsReclaimed`) and logged at warn,
+//! at most once a second, with counts.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use super::activity::Activity;
+use crate::{emf::Recorder, throttle::Throttle};
+
+/// Share of `MAX_CONNECTIONS` open from which idle timeouts shrink.
+pub(crate) const PRESSURE_FROM: (usize, usize) = (1, 2);
+/// Share of `MAX_CONNECTIONS` open above which a new connection reclaims
+/// the longest-idle ones (3,072 of the default 4,096).
+pub(crate) const HIGH_WATER: (usize, usize) = (3, 4);
+/// The shortest the idle timeout becomes under pressure.
+pub(crate) const MIN_IDLE_UNDER_PRESSURE: Duration = Duration::from_secs(1);
+/// How often the shrunken idle timeout is applied.
+pub(crate) const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Every open connection of one service, for reclaiming idle ones.
+#[derive(Debug)]
+pub(crate) struct Pressure {
+    service: String,
+    idle_timeout: Duration,
+    pressure_from: usize,
+    high_water: usize,
+    connections: Mutex<HashMap<u64, Arc<Activity>>>,
+    next_id: AtomicU64,
+    /// Asked to close, not yet gone.
+    closing: AtomicUsize,
+    reclaimed: AtomicU64,
+    recorder: Arc<Recorder>,
+    warnings: Throttle,
+}
+
+impl Pressure {
+    pub(crate) fn new(
+        service: &str,
+        max_connections: u32,
+        idle_timeout: Duration,
+        recorder: Arc<Recorder>,
+    ) -> Arc<Self> {
+        let max = max_connections as usize;
+        let share = |(num, den): (usize, usize)| (max * num / den).max(1);
+        Arc::new(Self {
+            service: service.to_owned(),
+            idle_timeout,
+            pressure_from: share(PRESSURE_FROM),
+            high_water: share(HIGH_WATER),
+            connections: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+            closing: AtomicUsize::new(0),
+            reclaimed: AtomicU64::new(0),
+            recorder,
+            warnings: Throttle::default(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Activity>>> {
+        self.connections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn open(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Connections reclaimed since start.
+    #[cfg(test)]
+    pub(crate) fn reclaimed(&self) -> u64 {
+        self.reclaimed.load(Ordering::Relaxed)
+    }
+
+    /// Registers a new connection whose first byte came; past the
+    /// high-water mark, asks the longest-idle ones to close.
+    pub(crate) fn admit(self: &Arc<Self>) -> Tracked {
+        let activity = Arc::new(Activity::new());
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let open = {
+            let mut connections = self.lock();
+            connections.insert(id, Arc::clone(&activity));
+            connections.len()
+        };
+        let staying = open.saturating_sub(self.closing.load(Ordering::Relaxed));
+        if staying > self.high_water {
+            self.reclaim(|_| true, staying - self.high_water);
+        }
+        Tracked {
+            id,
+            activity,
+            pressure: Arc::clone(self),
+        }
+    }
+
+    /// The idle timeout at `open` connections.
+    pub(crate) fn idle_timeout_at(&self, open: usize) -> Duration {
+        if open < self.pressure_from {
+            return self.idle_timeout;
+        }
+        let room = self.high_water.saturating_sub(open) as u32;
+        let span = (self.high_water - self.pressure_from).max(1) as u32;
+        (self.idle_timeout * room / span).max(MIN_IDLE_UNDER_PRESSURE)
+    }
+
+    /// Under pressure, closes the connections idle longer than the shrunken
+    /// idle timeout. Called every [`SWEEP_INTERVAL`].
+    pub(crate) fn sweep(&self) {
+        let open = self.open();
+        if open < self.pressure_from {
+            return;
+        }
+        let timeout = self.idle_timeout_at(open);
+        self.reclaim(|idle| idle >= timeout, usize::MAX);
+    }
+
+    /// Asks at most `wanted` idle connections for which `eligible(idle
+    /// time)` holds to close, longest idle first.
+    fn reclaim(&self, eligible: impl Fn(Duration) -> bool, wanted: usize) {
+        let mut idle: Vec<(Duration, Arc<Activity>)> = self
+            .lock()
+            .values()
+            .filter(|activity| !activity.reclaim_asked())
+            .filter_map(|activity| {
+                let idle = activity.idle_time()?;
+                eligible(idle).then(|| (idle, Arc::clone(activity)))
+            })
+            .collect();
+        if wanted < idle.len() {
+            idle.select_nth_unstable_by(wanted, |a, b| b.0.cmp(&a.0));
+            idle.truncate(wanted);
+        }
+        for (_, activity) in idle {
+            if activity.ask_to_reclaim() {
+                self.closing.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// A connection asked to close was idle and is closing.
+    fn closed_one(&self) {
+        let total = self.reclaimed.fetch_add(1, Ordering::Relaxed) + 1;
+        self.recorder.record_reclaimed_connection();
+        if let Some(reclaimed) = self.warnings.event() {
+            let open = self.open();
+            tracing::warn!(
+                service = self.service,
+                open_connections = open,
+                high_water = self.high_water,
+                idle_timeout_now = ?self.idle_timeout_at(open),
+                reclaimed,
+                reclaimed_total = total,
+                "connections under pressure: closing idle ones, longest idle first"
+            );
+        }
+    }
+}
+
+/// One open connection in the [`Pressure`] registry; leaves it when dropped.
+#[derive(Debug)]
+pub(crate) struct Tracked {
+    id: u64,
+    activity: Arc<Activity>,
+    pressure: Arc<Pressure>,
+}
+
+impl Tracked {
+    pub(crate) fn activity(&self) -> &Arc<Activity> {
+        &self.activity
+    }
+
+    /// The connection was asked to close: true if it should (nothing in
+    /// flight; counted as reclaimed), false if work came in meanwhile.
+    pub(crate) fn accept_reclaim(&self) -> bool {
+        if self.activity.in_flight() > 0 {
+            self.pressure.closing.fetch_sub(1, Ordering::Relaxed);
+            self.activity.reclaim_declined();
+            return false;
+        }
+        self.pressure.closed_one();
+        true
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        if self.activity.reclaim_asked() {
+            self.pressure.closing.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.pressure.lock().remove(&self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pressure(max: u32) -> Arc<Pressure> {
+        Pressure::new(
+            "test",
+            max,
+            Duration::from_secs(600),
+            Arc::new(Recorder::new("test", [])),
+        )
+    }
+
+    #[test]
+    fn idle_timeout_shrinks_from_half_to_the_high_water_mark() {
+        let pressure = pressure(4096);
+        for (open, expected) in [
+            (0, 600),
+            (2047, 600),
+            (2048, 600),
+            (2560, 300),
+            (3000, 42),
+            (3071, 1),
+            (3072, 1),
+            (4096, 1),
+        ] {
+            let got = pressure.idle_timeout_at(open);
+            assert!(
+                got.as_secs_f64() >= expected as f64 * 0.99
+                    && got.as_secs_f64() <= expected as f64 + 1.0,
+                "{open} open: {got:?}, expected about {expected}s"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn past_the_high_water_mark_the_longest_idle_are_asked_first_never_the_busy() {
+        let pressure = pressure(8); // high water 6
+        let mut open = Vec::new();
+        for _ in 0..6 {
+            open.push(pressure.admit());
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        // The oldest is busy, the second oldest idle longest.
+        let _busy = open[0].activity().begin();
+        assert!(open.iter().all(|c| !c.activity().reclaim_asked()));
+        open.push(pressure.admit());
+        let asked: Vec<bool> = open.iter().map(|c| c.activity().reclaim_asked()).collect();
+        assert_eq!(asked, [false, true, false, false, false, false, false]);
+        // The asked one closes (it is idle); another past the mark asks the next.
+        assert!(open[1].accept_reclaim());
+        assert_eq!(pressure.reclaimed(), 1);
+        open.remove(1);
+        open.push(pressure.admit());
+        let asked: Vec<bool> = open.iter().map(|c| c.activity().reclaim_asked()).collect();
+        assert_eq!(asked, [false, true, false, false, false, false, false]);
+        // Work arriving before it closes keeps it open.
+        let _work = open[1].activity().begin();
+        assert!(!open[1].accept_reclaim());
+        assert!(!open[1].activity().reclaim_asked());
+        assert_eq!(pressure.reclaimed(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_sweep_closes_only_connections_idle_past_the_shrunken_timeout() {
+        let pressure = pressure(8); // from 4 open, idle timeout shrinks
+        let old: Vec<_> = (0..3).map(|_| pressure.admit()).collect();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        pressure.sweep();
+        assert!(
+            old.iter().all(|c| !c.activity().reclaim_asked()),
+            "3 of 8: no pressure"
+        );
+        let new = pressure.admit(); // 4 of 8 open: half, idle timeout still 600 s
+        pressure.sweep();
+        assert!(!new.activity().reclaim_asked());
+        assert!(old.iter().all(|c| !c.activity().reclaim_asked()));
+        let newer = pressure.admit(); // 5 of 8: 300 s
+        tokio::time::sleep(Duration::from_secs(301)).await;
+        let newest = pressure.admit(); // 6 of 8, the mark: 1 s
+        pressure.sweep();
+        assert!(old.iter().all(|c| c.activity().reclaim_asked()));
+        assert!(new.activity().reclaim_asked() && newer.activity().reclaim_asked());
+        assert!(!newest.activity().reclaim_asked(), "idle for less than 1 s");
+    }
+}
