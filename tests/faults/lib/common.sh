@@ -207,6 +207,16 @@ health_poller() {
   remember pid $!
   echo $!
 }
+# health_probes URL COUNT OUT: COUNT probes 250 ms apart, in the poller's
+# format, appended to OUT (a fixed number, where a window's count would vary).
+health_probes() {
+  local url=$1 count=$2 out=$3 i
+  for ((i = 0; i < count; i++)); do
+    printf '%s %s\n' "$(date +%s.%N)" \
+      "$(curl -s -o /dev/null -w '%{http_code} %{time_total}' --max-time 2 "$url" || echo "000 2")" >>"$out"
+    sleep 0.25
+  done
+}
 # health_summary OUT [FROM_EPOCH [TO_EPOCH]]: JSON {"probes","ok","max_s"} of
 # a poller's probes started in that window.
 health_summary() {
