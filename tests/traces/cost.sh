@@ -48,8 +48,9 @@ ir() {
     timeout 600 valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" "$binary" serve \
     >"$work/$log" 2>"$work/valgrind.stderr" &
   vg=$!
-  for ((i = 0; i < 600; i++)); do
+  for ((i = 0; i < 1200; i++)); do
     grep -q '"message":"serving"' "$work/$log" 2>/dev/null && break
+    kill -0 "$vg" 2>/dev/null || { echo "cost: the server exited: $(tail -3 "$work/valgrind.stderr")" >&2; exit 1; }
     sleep 0.1
   done
   timeout 300 h2load --h1 -n "$n" -c 1 -m 1 "http://127.0.0.1:28301/service-a/status" >"$work/load.txt" 2>&1
@@ -61,18 +62,19 @@ ir() {
 
 # per_request NAME BINARY VAR=VALUE...
 per_request() {
-  local name=$1 binary=$2 first second dropped
+  local name=$1 binary=$2 log first second dropped
   shift 2
-  first=$(ir "$binary" "$n1" "$name-1.log" "$@")
-  second=$(ir "$binary" "$n2" "$name-2.log" "$@")
-  dropped=$(grep -o '"dropped_total":[0-9]*' "$work/$name-2.log" | tail -1 | cut -d: -f2)
+  log=${name//[^a-zA-Z0-9]/_}
+  first=$(ir "$binary" "$n1" "$log-1.log" "$@")
+  second=$(ir "$binary" "$n2" "$log-2.log" "$@")
+  dropped=$(grep -o '"dropped_total":[0-9]*' "$work/$log-2.log" | tail -1 | cut -d: -f2 || true)
   printf '%-34s %8d instructions/request  (spans dropped: %s)\n' \
     "$name" $(((second - first) / (n2 - n1))) "${dropped:-n/a}"
 }
 
 endpoint=OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:24318
 for binary in "$@"; do
-  per_request "off $(basename "$(dirname "$(dirname "$binary")")")/$(basename "$binary")" "$binary"
+  per_request "off: $binary" "$binary"
 done
 per_request "on, parentbased_traceidratio 0.05" "$1" "$endpoint" \
   OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.05
