@@ -191,6 +191,35 @@ fn help_lists_every_environment_variable() {
     }
 }
 
+/// `serve` as service-b on loopback `port` (its peer: nothing) with `env`
+/// added, once its health check passes.
+fn serve_service_b(port: &str, env: &[(&str, &str)]) -> std::process::Child {
+    let mut server = Command::new(BINARY)
+        .arg("serve")
+        .env_clear()
+        .envs([
+            ("SERVICE_NAME", "service-b"),
+            ("SERVER_PORT", port),
+            ("BIND_ADDRESS", "127.0.0.1"),
+            ("PEER_URL", "http://127.0.0.1:9"),
+        ])
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("server starts");
+    let health = [("SERVICE_NAME", "service-b"), ("SERVER_PORT", port)];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !run(&["healthcheck"], &health).status.success() {
+        if Instant::now() >= deadline {
+            let _ = server.kill();
+            panic!("never healthy: {env:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server
+}
+
 /// A free port: bound, then released (a tiny race, fine on loopback).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -203,28 +232,14 @@ fn free_port() -> u16 {
 #[test]
 fn serve_answers_healthcheck_and_status_then_exits_0_on_sigterm() {
     let port = free_port().to_string();
-    let mut server = Command::new(BINARY)
-        .args(["serve"])
-        .env("SERVICE_NAME", "service-b")
-        .env("SERVER_PORT", &port)
-        .env("BIND_ADDRESS", "127.0.0.1")
-        .env("PEER_URL", "http://127.0.0.1:9")
-        .env("DRAIN_DELAY", "200ms")
-        .env("SHUTDOWN_TIMEOUT", "1s")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("server starts");
-
+    let mut server = serve_service_b(
+        &port,
+        &[("DRAIN_DELAY", "200ms"), ("SHUTDOWN_TIMEOUT", "1s")],
+    );
     let env = [
         ("SERVICE_NAME", "service-b"),
         ("SERVER_PORT", port.as_str()),
     ];
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !run(&["healthcheck"], &env).status.success() {
-        assert!(Instant::now() < deadline, "never healthy");
-        std::thread::sleep(Duration::from_millis(20));
-    }
     let status = run(&["status", &format!("127.0.0.1:{port}")], &[]);
     assert!(
         status.status.success(),
@@ -480,31 +495,13 @@ fn ecs_metadata_that_is_not_a_task_is_absent_with_a_warning() {
     ] {
         let metadata_uri = fake_metadata_endpoint(body);
         let port = free_port().to_string();
-        let mut server = Command::new(BINARY)
-            .args(["serve"])
-            .env_clear()
-            .env("SERVICE_NAME", "service-b")
-            .env("SERVER_PORT", &port)
-            .env("BIND_ADDRESS", "127.0.0.1")
-            .env("PEER_URL", "http://127.0.0.1:9")
-            .env("DRAIN_DELAY", "0s")
-            .env("ECS_CONTAINER_METADATA_URI_V4", &metadata_uri)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("server starts");
-        let env = [
-            ("SERVICE_NAME", "service-b"),
-            ("SERVER_PORT", port.as_str()),
-        ];
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !run(&["healthcheck"], &env).status.success() {
-            if Instant::now() >= deadline {
-                let _ = server.kill();
-                panic!("{body}: never healthy");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let mut server = serve_service_b(
+            &port,
+            &[
+                ("DRAIN_DELAY", "0s"),
+                ("ECS_CONTAINER_METADATA_URI_V4", &metadata_uri),
+            ],
+        );
         let status = run(&["status", &format!("127.0.0.1:{port}")], &[]);
         let _ = Command::new("kill")
             .args(["-TERM", &server.id().to_string()])
