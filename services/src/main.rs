@@ -19,7 +19,7 @@ use status_services::{
         Cli, Command, EXIT_BAD_CONFIG, HealthcheckArgs, LocalArgs, LogFormat, ServeArgs, StatusArgs,
     },
     emf, fd_limit, local,
-    logging::{self, Flusher},
+    logging::{self, LogInitError},
     metrics::Metrics,
     server, shutdown,
 };
@@ -29,6 +29,9 @@ use tokio_util::sync::CancellationToken;
 /// Bound on tasks the runtime still runs at exit (connections the shutdown
 /// timeout gave up on), so exit never hangs.
 const RUNTIME_SHUTDOWN_TIMEOUT: Duration = Duration::from_millis(500);
+/// The least the runtime and the log queue each get at exit, even when the
+/// stop window (`DRAIN_DELAY` + `SHUTDOWN_TIMEOUT`) is used up.
+const EXIT_MIN_WAIT: Duration = Duration::from_millis(50);
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -40,9 +43,14 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        None => run_server(cli.local.log_format, |logs| local_command(cli.local, logs)),
-        Some(Command::Local(args)) => run_server(args.log_format, |logs| local_command(args, logs)),
-        Some(Command::Serve(args)) => run_server(args.log_format, |logs| serve_command(args, logs)),
+        None => local_server(cli.local),
+        Some(Command::Local(args)) => local_server(args),
+        Some(Command::Serve(args)) => run_server(
+            args.log_format,
+            args.drain_delay
+                .saturating_add(args.runtime.shutdown_timeout),
+            |shutdown| serve_command(args, shutdown),
+        ),
         Some(Command::Healthcheck(args)) => run_client(healthcheck_command(args)),
         Some(Command::Status(args)) => run_client(status_command(args)),
     }
@@ -64,21 +72,46 @@ enum Failure {
     Runtime(String),
 }
 
-/// Runs a server command. The log writer outlives the runtime, so lines
-/// written while the runtime drops its last tasks still reach stdout.
-fn run_server<F, Fut>(log_format: LogFormat, command: F) -> ExitCode
+fn local_server(args: LocalArgs) -> ExitCode {
+    run_server(
+        args.log_format,
+        args.drain_delay
+            .saturating_add(args.runtime.shutdown_timeout),
+        |shutdown| local_command(args, shutdown),
+    )
+}
+
+/// Runs a server command until it ends (after a signal: within
+/// `stop_window`, the drain delay plus the shutdown timeout). The log writer
+/// outlives the runtime, so lines written while the runtime drops its last
+/// tasks still reach stdout; exit waits for them only as long as the stop
+/// window has left (at least [`EXIT_MIN_WAIT`], at most
+/// [`logging::LOG_FLUSH_TIMEOUT`]), so a blocked stdout cannot hold it.
+fn run_server<F, Fut>(log_format: LogFormat, stop_window: Duration, command: F) -> ExitCode
 where
-    F: FnOnce(Flusher) -> Fut,
+    F: FnOnce(CancellationToken) -> Fut,
     Fut: Future<Output = Result<(), Failure>>,
 {
-    let logs = match logging::init(log_format) {
+    let (writer, logs) = match logging::init(log_format) {
         Ok(logs) => logs,
-        Err(error) => return bad_config(error),
+        Err(error @ LogInitError::Filter { .. }) => return bad_config(error),
+        Err(error @ LogInitError::Sink(_)) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
     };
     if log_format == LogFormat::Json {
-        emf::set_output(logs.writer());
+        emf::set_output(writer);
     }
     fd_limit::raise_and_log();
+    let shutdown = CancellationToken::new();
+    let stopping = match shutdown::cancel_on_signal(shutdown.clone(), logs.flusher()) {
+        Ok(stopping) => stopping,
+        Err(error) => {
+            eprintln!("error: cannot handle signals: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -89,8 +122,16 @@ where
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(command(logs.flusher()));
-    runtime.shutdown_timeout(RUNTIME_SHUTDOWN_TIMEOUT);
+    let result = runtime.block_on(command(shutdown));
+    let exit_wait = |most: Duration| {
+        stopping
+            .time_left(stop_window)
+            .map_or(most, |left| left.min(most))
+            .max(EXIT_MIN_WAIT)
+    };
+    runtime.shutdown_timeout(exit_wait(RUNTIME_SHUTDOWN_TIMEOUT));
+    logs.flusher()
+        .flush_within(exit_wait(logging::LOG_FLUSH_TIMEOUT));
     drop(logs);
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -102,13 +143,11 @@ where
     }
 }
 
-async fn serve_command(args: ServeArgs, logs: Flusher) -> Result<(), Failure> {
+async fn serve_command(args: ServeArgs, shutdown: CancellationToken) -> Result<(), Failure> {
     let config = args
         .service_config()
         .map_err(|e| Failure::Config(e.to_string()))?;
     let metrics = Metrics::start(args.runtime.metrics_interval).map_err(runtime_failure)?;
-    let shutdown = CancellationToken::new();
-    shutdown::cancel_on_signal(shutdown.clone(), logs).map_err(runtime_failure)?;
     let address = config.listen_address;
     let listener = TcpListener::bind(address)
         .await
@@ -118,13 +157,11 @@ async fn serve_command(args: ServeArgs, logs: Flusher) -> Result<(), Failure> {
         .map_err(runtime_failure)
 }
 
-async fn local_command(args: LocalArgs, logs: Flusher) -> Result<(), Failure> {
+async fn local_command(args: LocalArgs, shutdown: CancellationToken) -> Result<(), Failure> {
     let configs = args
         .service_configs()
         .map_err(|e| Failure::Config(e.to_string()))?;
     let metrics = Metrics::start(args.runtime.metrics_interval).map_err(runtime_failure)?;
-    let shutdown = CancellationToken::new();
-    shutdown::cancel_on_signal(shutdown.clone(), logs).map_err(runtime_failure)?;
     local::run(configs, metrics, shutdown)
         .await
         .map_err(runtime_failure)

@@ -51,8 +51,8 @@ const UNITS: &[&str] = &[
 /// Checks `line` against the EMF specification's document structure: the
 /// `_aws` metadata (Timestamp, CloudWatchMetrics directives with Namespace,
 /// Dimensions and Metrics), every dimension a string member of the root,
-/// every metric a member holding a number, up to 100 numbers, or a
-/// Values/Counts pair of equal length.
+/// every declared metric present, as a member holding a number, up to 100
+/// numbers, or a Values/Counts pair of equal length.
 fn check_emf(line: &Value) -> Result<(), String> {
     let root = line.as_object().ok_or("not an object")?;
     let aws = root
@@ -98,8 +98,9 @@ fn check_emf(line: &Value) -> Result<(), String> {
                 }
             }
             match root.get(name) {
-                // A metric may be absent from a line; EMF skips it.
-                None => {}
+                // The specification: every metric a directive declares
+                // must be a member of the root.
+                None => return Err(format!("{name} is declared but absent")),
                 Some(Value::Number(_)) => {}
                 Some(Value::Array(values))
                     if values.len() <= 100 && values.iter().all(Value::is_number) => {}
@@ -142,6 +143,13 @@ fn the_checker_rejects_what_the_specification_rejects() {
         *bad.pointer_mut(path).expect(path) = value;
         assert!(check_emf(&bad).is_err(), "{path} accepted: {bad}");
     }
+    // A declared metric the line does not have.
+    let mut absent = good.clone();
+    absent.as_object_mut().expect("object").remove("Requests");
+    assert!(
+        check_emf(&absent).is_err(),
+        "absent metric accepted: {absent}"
+    );
 }
 
 fn free_port() -> u16 {

@@ -7,9 +7,12 @@
 //!
 //! | VARIANT | formatter | writer |
 //! |---|---|---|
-//! | `ours` | our `JsonLines` | our `BatchWriter` (what `status-service` does) |
-//! | `fmt-json` | tracing-subscriber's JSON formatter, fields flattened | our `BatchWriter` |
-//! | `appender` | our `JsonLines` | tracing-appender's non-blocking writer, lossless (never drops a line, as ours) |
+//! | `ours` | our `JsonLines` | tracing-appender's non-blocking writer, lossy, 64 KiB buffer (what `status-service` does) |
+//! | `fmt-json` | tracing-subscriber's JSON formatter, fields flattened | the same writer |
+//! | `appender` | our `JsonLines` | tracing-appender's non-blocking writer, lossless (blocks on a blocked stdout), a write per line |
+//!
+//! (The hand-written batch writer these cases once compared against gave
+//! way to tracing-appender: bench/findings.md.)
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a benchmark tool stops on the first error
 
@@ -19,7 +22,7 @@ use clap::Parser;
 use status_services::{
     config::{Cli, Command, LogFormat},
     emf,
-    logging::{self, BatchWriter, JsonLines},
+    logging::{self, JsonLines},
     metrics::Metrics,
     server,
 };
@@ -29,7 +32,7 @@ use tracing_subscriber::{EnvFilter, fmt};
 
 /// What must live until exit for the chosen pipeline to write everything.
 enum Guard {
-    Ours(#[allow(dead_code)] logging::FlushGuard),
+    Ours(#[allow(dead_code)] logging::LogGuard),
     Appender(#[allow(dead_code)] tracing_appender::non_blocking::WorkerGuard),
 }
 
@@ -40,13 +43,13 @@ fn filter() -> EnvFilter {
 fn install(variant: &str) -> Guard {
     match variant {
         "ours" => {
-            let guard = logging::init(LogFormat::Json).expect("RUST_LOG");
-            emf::set_output(guard.writer());
+            let (writer, guard) = logging::init(LogFormat::Json).expect("RUST_LOG");
+            emf::set_output(writer);
             Guard::Ours(guard)
         }
         "fmt-json" => {
-            let (writer, guard) = BatchWriter::new(io::stdout());
-            emf::set_output(guard.writer());
+            let (writer, guard) = logging::stdout_sink().expect("log writer thread");
+            emf::set_output(writer.clone());
             let subscriber = fmt()
                 .with_env_filter(filter())
                 .with_writer(writer)

@@ -14,7 +14,7 @@ use std::{
     time::Duration,
 };
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 use self::values::{
     duration_in, parse_duration, parse_emf_interval, parse_metrics_interval, parse_namespace,
@@ -27,6 +27,7 @@ pub use self::{
         PeerUrl, ServiceName,
     },
 };
+pub use crate::logging::LogFormat;
 use crate::{emf::EmfSettings, topology::KnownService};
 
 pub const ENV_SERVICE_NAME: &str = "SERVICE_NAME";
@@ -197,12 +198,6 @@ pub struct StatusArgs {
     /// Give up after this long.
     #[arg(long, default_value = "2s", value_parser = parse_positive_duration)]
     pub timeout: Duration,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Json,
-    Text,
 }
 
 /// Peer connection settings.

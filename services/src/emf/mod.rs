@@ -7,7 +7,8 @@
 //! service.
 //!
 //! Lines are written only when logs are JSON (the format CloudWatch
-//! reads), through the same writer as the log lines.
+//! reads), through the same non-blocking writer as the log lines (a
+//! blocked stdout drops them rather than making anything wait).
 
 pub mod catalog;
 mod histogram;
@@ -23,13 +24,13 @@ use tokio_util::sync::CancellationToken;
 
 pub(crate) use self::recorder::{CodeClass, RouteId};
 pub use self::recorder::{Gauges, OTHER_ROUTE, Recorder};
-use crate::logging::BatchWriter;
+use crate::logging::LogWriter;
 
-static OUTPUT: OnceLock<BatchWriter> = OnceLock::new();
+static OUTPUT: OnceLock<LogWriter> = OnceLock::new();
 
 /// Sends EMF lines to `writer` from now on (set once, at start, when logs
 /// are JSON). Without it, services count but write nothing.
-pub fn set_output(writer: BatchWriter) {
+pub fn set_output(writer: LogWriter) {
     let _ = OUTPUT.set(writer);
 }
 
@@ -78,7 +79,9 @@ pub(crate) async fn publish(
                 bytes.push(b'\n');
             }
         }
-        let _ = (&*output).write_all(&bytes);
+        // One message: all of this window's lines reach stdout, or none
+        // (counted as dropped) while stdout is blocked.
+        let _ = output.clone().write_all(&bytes);
         if stopping {
             return;
         }

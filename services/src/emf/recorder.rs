@@ -163,63 +163,84 @@ impl Recorder {
                 if requests == 0 {
                     continue;
                 }
-                let mut line = directive(namespace, timestamp_ms, catalog::ROUTE_LINE);
+                let mut line = json!({});
                 line[catalog::SERVICE] = json!(self.service);
                 line[catalog::ROUTE] = json!(route);
                 line[catalog::CODE_CLASS] = json!(class.label());
                 line[catalog::REQUESTS.name] = json!(requests);
                 line[catalog::ERRORS.name] = json!(stats.errors.swap(0, Ordering::Relaxed));
                 line[catalog::LATENCY.name] = distribution(&stats.latency);
-                lines.push(line);
+                lines.push(with_directive(
+                    line,
+                    namespace,
+                    timestamp_ms,
+                    catalog::ROUTE_LINE,
+                ));
             }
         }
-        let mut line = directive(namespace, timestamp_ms, catalog::SERVICE_LINE);
+        let mut line = json!({});
         line[catalog::SERVICE] = json!(self.service);
         line[catalog::PEER_CALLS.name] = json!(self.peer.calls.swap(0, Ordering::Relaxed));
         line[catalog::PEER_ERRORS.name] = json!(self.peer.errors.swap(0, Ordering::Relaxed));
-        let peer_latency = distribution(&self.peer.latency);
-        if !peer_latency.is_null() {
-            line[catalog::PEER_LATENCY.name] = peer_latency;
-        }
+        line[catalog::PEER_LATENCY.name] = distribution(&self.peer.latency);
         line[catalog::WATCH_STREAMS.name] = json!(gauges.watch_streams);
         line[catalog::PROCESS_CPU.name] = json!(gauges.process_cpu_percent);
         line[catalog::PROCESS_MEMORY.name] = json!(gauges.process_memory_bytes);
         line[catalog::CONNECTIONS_RECLAIMED.name] =
             json!(self.connections_reclaimed.swap(0, Ordering::Relaxed));
-        lines.push(line);
+        lines.push(with_directive(
+            line,
+            namespace,
+            timestamp_ms,
+            catalog::SERVICE_LINE,
+        ));
         lines
     }
 }
 
-/// A line with its `_aws` metadata: one directive for `metrics`, with all
-/// of their dimension sets.
-fn directive(namespace: &str, timestamp_ms: u64, metrics: &[MetricSpec]) -> Value {
+/// `line` with its `_aws` metadata: one directive declaring those of
+/// `metrics` the line has (EMF requires every declared metric to be
+/// present: one with nothing to report, such as peer latency in a minute
+/// without peer calls, is left out of both), with all of their dimension
+/// sets.
+fn with_directive(
+    mut line: Value,
+    namespace: &str,
+    timestamp_ms: u64,
+    metrics: &[MetricSpec],
+) -> Value {
+    let present: Vec<&MetricSpec> = metrics
+        .iter()
+        .filter(|metric| line.get(metric.name).is_some_and(|value| !value.is_null()))
+        .collect();
     let mut dimension_sets: Vec<&[&str]> = Vec::new();
-    for metric in metrics {
+    for metric in &present {
         for set in metric.dimension_sets {
             if !dimension_sets.contains(set) {
                 dimension_sets.push(set);
             }
         }
     }
-    let metrics: Vec<Value> = metrics
+    let declared: Vec<Value> = present
         .iter()
         .map(|metric| json!({ "Name": metric.name, "Unit": metric.unit }))
         .collect();
-    json!({
-        "_aws": {
-            "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": namespace,
-                "Dimensions": dimension_sets,
-                "Metrics": metrics,
-            }]
-        }
-    })
+    if let Some(fields) = line.as_object_mut() {
+        fields.retain(|_, value| !value.is_null());
+    }
+    line["_aws"] = json!({
+        "Timestamp": timestamp_ms,
+        "CloudWatchMetrics": [{
+            "Namespace": namespace,
+            "Dimensions": dimension_sets,
+            "Metrics": declared,
+        }]
+    });
+    line
 }
 
 /// `{"Values": [...], "Counts": [...]}`, or null when nothing was recorded
-/// (EMF skips a metric that is absent from the line).
+/// (then the metric is neither written nor declared).
 fn distribution(histogram: &Histogram) -> Value {
     let taken = histogram.take();
     if taken.is_empty() {
@@ -284,5 +305,41 @@ mod tests {
         let next = recorder.take_lines("ns", 1_700_000_060_000, Gauges::default());
         assert_eq!(next.len(), 1);
         assert_eq!(next[0]["PeerCalls"], 0);
+    }
+
+    /// The metric names a line declares in its directive.
+    fn declared(line: &Value) -> Vec<&str> {
+        line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|metric| metric["Name"].as_str().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_line_declares_exactly_the_metrics_it_has() {
+        let recorder = Recorder::new("service-a", ["/service-a/status".to_owned()]);
+        // A window without peer calls: no peer latency to declare.
+        let quiet = recorder.take_lines("ns", 0, Gauges::default());
+        let service = &quiet[0];
+        assert!(service.get(catalog::PEER_LATENCY.name).is_none());
+        assert!(!declared(service).contains(&catalog::PEER_LATENCY.name));
+        recorder.record_peer_call(true, Duration::from_millis(3));
+        recorder.record_request(
+            recorder.route("/service-a/status"),
+            CodeClass::Success,
+            Duration::from_millis(1),
+        );
+        let busy = recorder.take_lines("ns", 0, Gauges::default());
+        for line in quiet.iter().chain(&busy) {
+            for name in declared(line) {
+                assert!(
+                    line.get(name).is_some_and(|v| !v.is_null()),
+                    "{name} declared, absent: {line}"
+                );
+            }
+        }
+        assert!(declared(&busy[1]).contains(&catalog::PEER_LATENCY.name));
     }
 }

@@ -155,8 +155,7 @@ mod tests {
 
     use tracing_subscriber::EnvFilter;
 
-    use super::super::{BatchWriter, subscriber};
-    use crate::config::LogFormat;
+    use super::super::{LogFormat, subscriber};
 
     /// An output that keeps what reached it.
     #[derive(Clone, Default)]
@@ -176,14 +175,18 @@ mod tests {
     #[test]
     fn json_lines_are_valid_json_with_every_field() {
         let output = Recorder::default();
-        let (writer, guard) = BatchWriter::new(output.clone());
-        let subscriber = subscriber(LogFormat::Json, EnvFilter::new("info"), writer, false);
+        let writer = output.clone();
+        let subscriber = subscriber(
+            LogFormat::Json,
+            EnvFilter::new("info"),
+            move || writer.clone(),
+            false,
+        );
         let awkward = "quote \" backslash \\ newline \n tab \t bell \u{7} é 漢";
         tracing::subscriber::with_default(subscriber, || {
             tracing::info!(text = awkward, count = 42_u64, delta = -7_i64, ok = true, ratio = 0.25, code = ?Some(3), debug_text = ?awkward, shown = %awkward, "hello {}", "world");
             tracing::warn!(nan = f64::NAN, message = "plain");
         });
-        drop(guard);
         let text = String::from_utf8(output.0.lock().unwrap().clone()).unwrap();
         let lines: Vec<serde_json::Value> = text
             .lines()

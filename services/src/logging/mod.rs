@@ -1,58 +1,76 @@
 //! Logs: `tracing` to stdout, JSON lines (for CloudWatch) or text.
 //!
 //! One line per request is the busiest thing a service writes, and at 100k
-//! requests/s every microsecond of it shows. Two measured choices:
+//! requests/s every microsecond of it shows. Two choices:
 //! - [`JsonLines`] writes each event's JSON directly. tracing-subscriber's
 //!   own JSON formatter (serde_json through an adaptor that re-checks UTF-8
 //!   on every write, Debug-formatting for values) costs ~15k instructions
 //!   and 2.4-3.1 us of CPU more a request (BENCHMARKS.md, A/B).
-//! - [`BatchWriter`]: a request thread appends its line to a shared buffer
-//!   (a short memcpy under a lock: no syscall, no thread wake-up) and a
-//!   writer thread writes the buffer to stdout in large chunks. No line is
-//!   dropped: when stdout falls far behind, writers wait. Against
-//!   tracing-appender's non-blocking writer it is not clearly faster
-//!   (BENCHMARKS.md: -2.3 us in one full run, +1.2 us in the next); it stays
-//!   for what the appender lacks (a direct-write fallback, the `Flusher` of
-//!   the second-signal exit) until a replacement keeps those.
+//! - Lines reach stdout through tracing-appender's non-blocking writer in
+//!   lossy mode ([`stdout_sink`]): a request never waits for stdout. When
+//!   stdout blocks (awslogs in blocking mode while CloudWatch throttles, a
+//!   pipe nobody reads), at most [`MAX_QUEUED_LINES`] lines wait; later ones
+//!   are dropped and counted, and a `"log lines dropped"` line says how many
+//!   once stdout moves again. Exit waits for the queue at most a bounded
+//!   time. It replaced a hand-written batch writer that was no faster at
+//!   equal function (bench/findings.md) and could block every request.
+//!
+//! This module depends on nothing else of the crate: `config` and `emf`
+//! use it, never the other way round.
 
-mod batch_writer;
 mod json_lines;
+mod stdout_sink;
 
 use std::io;
 
+use clap::ValueEnum;
 use tracing::Subscriber;
 use tracing_subscriber::{EnvFilter, fmt, fmt::MakeWriter};
 
 pub use self::{
-    batch_writer::{BatchWriter, FlushGuard, Flusher},
     json_lines::JsonLines,
+    stdout_sink::{
+        Flusher, LOG_FLUSH_TIMEOUT, LogGuard, LogWriter, MAX_QUEUED_LINES, SinkError, stdout_sink,
+    },
 };
-use crate::config::LogFormat;
 
 /// Filter when `RUST_LOG` is unset.
 pub const DEFAULT_FILTER: &str = "info";
-#[derive(Debug, thiserror::Error)]
-#[error("invalid value '{value}' for RUST_LOG: {reason}")]
-pub struct LogFilterError {
-    value: String,
-    reason: String,
+
+/// `LOG_FORMAT`: JSON lines for CloudWatch, or text for people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Text,
 }
 
-/// Installs the global subscriber, writing to stdout. Keep the returned
-/// guard alive until exit: dropping it writes what is still buffered.
-pub fn init(format: LogFormat) -> Result<FlushGuard, LogFilterError> {
+#[derive(Debug, thiserror::Error)]
+pub enum LogInitError {
+    #[error("invalid value '{value}' for RUST_LOG: {reason}")]
+    Filter { value: String, reason: String },
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+}
+
+/// Installs the global subscriber, writing to stdout, and returns the
+/// writer (for lines written without `tracing`: the EMF metrics) and the
+/// guard. Keep the guard alive until exit: dropping it hands the queued
+/// lines to stdout, waiting at most [`LOG_FLUSH_TIMEOUT`].
+pub fn init(format: LogFormat) -> Result<(LogWriter, LogGuard), LogInitError> {
     let filter = match std::env::var("RUST_LOG") {
-        Ok(value) => EnvFilter::try_new(&value).map_err(|error| LogFilterError {
+        Ok(value) => EnvFilter::try_new(&value).map_err(|error| LogInitError::Filter {
             value,
             reason: error.to_string(),
         })?,
         Err(_) => EnvFilter::new(DEFAULT_FILTER),
     };
-    let (writer, guard) = BatchWriter::new(io::stdout());
+    let (writer, mut guard) = stdout_sink()?;
     let ansi = format == LogFormat::Text && io::IsTerminal::is_terminal(&io::stdout());
     // Fails only if a subscriber is installed already; then that one logs.
-    let _ = tracing::subscriber::set_global_default(subscriber(format, filter, writer, ansi));
-    Ok(guard)
+    let _ =
+        tracing::subscriber::set_global_default(subscriber(format, filter, writer.clone(), ansi));
+    guard.report_drops(&writer, None);
+    Ok((writer, guard))
 }
 
 /// The subscriber `init` installs, writing to any writer (tests capture it).
