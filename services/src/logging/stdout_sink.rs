@@ -198,7 +198,10 @@ mod tests {
     /// An output that blocks every write until opened, then keeps what
     /// reached it: stdout as a pipe nobody reads, until someone does.
     #[derive(Clone, Default)]
-    struct Gate(Arc<(Mutex<(bool, Vec<u8>)>, Condvar)>);
+    struct Gate(Arc<(Mutex<GateState>, Condvar)>);
+
+    /// Whether the gate is open, and what passed it.
+    type GateState = (bool, Vec<u8>);
 
     impl Gate {
         fn open(&self) {
