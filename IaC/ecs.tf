@@ -48,7 +48,8 @@ resource "aws_ecs_task_definition" "this" {
     cpu_architecture        = var.cpu_architecture
   }
 
-  container_definitions = jsonencode([
+  # The app, then the optional trace collector (traces.tf).
+  container_definitions = jsonencode(concat([
     {
       name      = each.key
       image     = local.image
@@ -73,7 +74,7 @@ resource "aws_ecs_task_definition" "this" {
         )
       ]
 
-      environment = [
+      environment = concat([
         { name = "SERVICE_NAME", value = each.key },
         { name = "SERVER_PORT", value = tostring(each.value.container_port) },
         { name = "PEER_URL", value = local.peer_urls[each.key] },
@@ -84,7 +85,14 @@ resource "aws_ecs_task_definition" "this" {
         # EMF metrics (observability.tf reads this namespace).
         { name = "METRICS_NAMESPACE", value = local.metrics_namespace },
         { name = "EMF_INTERVAL", value = var.emf_interval },
-      ]
+        # OTLP trace export to the collector sidecar, if any (traces.tf).
+      ], local.otel_environment[each.key])
+
+      # Started after the collector is healthy and stopped before it, so
+      # that the spans flushed at shutdown still reach it.
+      dependsOn = var.trace_collector_enabled ? [
+        { containerName = local.trace_collector_container, condition = "HEALTHY" }
+      ] : null
 
       healthCheck = {
         command     = ["CMD", local.binary, "healthcheck"]
@@ -117,7 +125,39 @@ resource "aws_ecs_task_definition" "this" {
         }
       }
     }
-  ])
+    ], [for c in local.trace_collectors : {
+      name  = c
+      image = var.trace_collector_image
+      # Not essential: a collector that stops costs traces, not requests
+      # (the app drops spans it cannot export).
+      essential              = false
+      command                = ["--config=/etc/ecs/ecs-xray.yaml"]
+      cpu                    = local.trace_collector_size.cpu
+      memoryReservation      = local.trace_collector_size.memory
+      readonlyRootFilesystem = true
+      stopTimeout            = 10
+      environment            = [{ name = "AWS_REGION", value = local.region }]
+
+      # The image's own health check binary (GET 127.0.0.1:13133, the
+      # health_check extension of ecs-xray.yaml); the image has no shell.
+      healthCheck = {
+        command     = ["CMD", "/healthcheck"]
+        interval    = 10
+        timeout     = 5
+        retries     = 3
+        startPeriod = 10
+      }
+
+      logConfiguration = {
+        logDriver = "awslogs"
+        options = {
+          awslogs-group         = aws_cloudwatch_log_group.this[each.key].name
+          awslogs-region        = local.region
+          awslogs-stream-prefix = c
+          mode                  = "non-blocking"
+        }
+      }
+  }]))
 
   lifecycle {
     precondition {
@@ -127,10 +167,10 @@ resource "aws_ecs_task_definition" "this" {
 
     precondition {
       condition = (
-        var.task_cpu >= local.app_min_size.cpu + local.service_connect_proxy_size.cpu &&
-        var.task_memory >= local.app_min_size.memory + local.service_connect_proxy_size.memory
+        var.task_cpu >= local.app_min_size.cpu + local.service_connect_proxy_size.cpu + local.trace_collector_reserved.cpu &&
+        var.task_memory >= local.app_min_size.memory + local.service_connect_proxy_size.memory + local.trace_collector_reserved.memory
       )
-      error_message = "task_cpu/task_memory must hold the app (256 CPU units, 512 MiB) plus the Service Connect proxy (256 CPU units, 64 MiB): at least 512/1024."
+      error_message = "task_cpu/task_memory must hold the app (256 CPU units, 512 MiB) plus the Service Connect proxy (256 CPU units, 64 MiB): at least 512/1024; with trace_collector_enabled also the collector (256, 256 MiB): at least 1024/2048."
     }
 
     precondition {

@@ -6,7 +6,9 @@
 #   container and Service Connect proxy logs.
 # - task role of service-a and service-b: what the code in the container may
 #   do. The app calls no AWS API, so the role has no permissions at all (ECS
-#   Exec is off for the distroless app containers, which have no shell).
+#   Exec is off for the distroless app containers, which have no shell),
+#   except xray:PutTraceSegments for the optional trace collector sidecar
+#   (traces.tf).
 # - toolbox task role (toolbox.tf): ECS Exec only, the policy below (SSM
 #   messages channels and session logging).
 # The Service Connect TLS infrastructure role is in service_connect.tf.

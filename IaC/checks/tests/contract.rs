@@ -13,7 +13,17 @@
 //! - `contract/github_oidc.rs`: the GitHub deploy role: off by default, the
 //!   trust policy pinned to the repository variable and the deploy
 //!   environments/branches, `iam:PassRole` only for the named roles, no
-//!   unscoped writes, policies within IAM's size limit.
+//!   unscoped writes, policies within IAM's size limit; both forms of the
+//!   OIDC `sub` claim (issue 21).
+//! - `contract/provider_apis.rs` (+ `provider_apis.txt`): every AWS call
+//!   the provider makes for the stack's types against the deploy role's
+//!   policies, reads also with `github_deploy_manage_infrastructure =
+//!   false`; the bootstrap's types not writable by the role (issue 21).
+//! - `contract/deploy_role_rules.rs`: the permissions boundary on every
+//!   role the deploy role writes, no tagging outside the stack, no KMS
+//!   write by tag (issue 21).
+//! - `contract/traces.rs`: the optional trace collector sidecar and the
+//!   app's OpenTelemetry variables pointing at it (issue 19).
 //!
 //! Values are read by evaluating the HCL (locals, variable defaults and
 //! validations, preconditions, `each` bound to one service) with hcl-rs
@@ -42,6 +52,8 @@ mod provider_apis;
 mod services;
 #[path = "contract/tls.rs"]
 mod tls;
+#[path = "contract/traces.rs"]
+mod traces;
 
 use std::fs;
 
@@ -55,8 +67,10 @@ use services::BINARY_PATH;
 fn check(iac: &Iac) -> Vec<String> {
     let mut findings = Findings::default();
     let context = iac.context(&[]);
+    let trace_contexts = traces::trace_contexts(iac);
     for service in KNOWN_SERVICES {
         services::check_service(iac, &context, service, &mut findings);
+        traces::check_traces(iac, &trace_contexts, service.name, &mut findings);
     }
     tls::check_tls(iac, &context, &mut findings);
     ecs_tasks::check_ecs_tasks(iac, &context, &mut findings);
@@ -226,7 +240,7 @@ fn each_check_fails_on_a_broken_copy() {
             "not a valid Fargate size",
         ),
         (
-            "var.task_cpu >= local.app_min_size.cpu + local.service_connect_proxy_size.cpu &&",
+            "var.task_cpu >= local.app_min_size.cpu + local.service_connect_proxy_size.cpu + local.trace_collector_reserved.cpu &&",
             "true &&",
             "the preconditions give Some(true) for task_cpu 256",
         ),
@@ -276,6 +290,67 @@ fn each_check_fails_on_a_broken_copy() {
             "    replace_triggered_by = [terraform_data.service_connect_app_protocol]\n  }\n\n  # Create after",
             "  }\n\n  # Create after",
             "aws_ecs_service.this: lifecycle.replace_triggered_by",
+        ),
+        // Issue 19: the trace collector sidecar.
+        (
+            "{ name = \"OTEL_EXPORTER_OTLP_ENDPOINT\", value = local.otlp_endpoint },",
+            "{ name = \"OTEL_EXPORTER_OTLP_ENDPOINT\", value = \"http://collector:4317\" },",
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+        ),
+        (
+            "trace_collector_otlp_grpc_port = 4317",
+            "trace_collector_otlp_grpc_port = 4318",
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+        ),
+        (
+            "{ name = \"OTEL_EXPORTER_OTLP_PROTOCOL\", value = \"grpc\" },",
+            "{ name = \"OTEL_EXPORTER_OTLP_PROTOCOL\", value = \"http/protobuf\" },",
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+        ),
+        (
+            "value = tostring(var.traces_sample_ratio)",
+            "value = \"0.05\"",
+            "traces_sample_ratio 0.25",
+        ),
+        (
+            "    ] : []\n  }",
+            "    ] : [{ name = \"OTEL_SDK_DISABLED\", value = \"true\" }]\n  }",
+            "with trace_collector_enabled = false",
+        ),
+        (
+            "condition = \"HEALTHY\" }",
+            "condition = \"START\" }",
+            "app dependsOn",
+        ),
+        (
+            "essential              = false",
+            "essential              = true",
+            "collector essential",
+        ),
+        (
+            "command     = [\"CMD\", \"/healthcheck\"]",
+            "command     = [\"CMD-SHELL\", \"wget -q localhost:13133\"]",
+            "collector healthCheck.command",
+        ),
+        (
+            "actions   = [\"xray:PutTraceSegments\"]",
+            "actions   = [\"xray:*\"]",
+            "task_xray",
+        ),
+        (
+            "trace_collector_size = { cpu = 256, memory = 256 }",
+            "trace_collector_size = { cpu = 0, memory = 256 }",
+            "with a collector of",
+        ),
+        (
+            "|@sha256:[0-9a-f]{64})$",
+            "|@sha256:[0-9a-f]{64}|:latest)$",
+            "aws-otel-collector:latest",
+        ),
+        (
+            "count = var.trace_collector_enabled ? 1 : 0\n\n  name   = \"xray-write\"",
+            "count = 1\n\n  name   = \"xray-write\"",
+            "count with the collector off",
         ),
         // GitHub deploy role.
         (

@@ -29,6 +29,13 @@ const APP_MIN: Size = Size {
     cpu: 256,
     memory: 512,
 };
+/// What the trace collector sidecar reserves when it is on (traces.tf):
+/// AWS's ECS templates give an ADOT collector task 256 CPU units; 256 MiB
+/// holds its batch of sampled spans.
+const COLLECTOR: Size = Size {
+    cpu: 256,
+    memory: 256,
+};
 /// The app's open-file limit (soft and hard).
 const NOFILE: i64 = 65535;
 /// The values `service_connect_app_protocol` takes; "none" sets no appProtocol.
@@ -96,9 +103,10 @@ fn check_ecs_exec(iac: &Iac, context: &Context<'static>, findings: &mut Findings
     for kind in ["aws_iam_role_policy_attachment", "aws_iam_role_policy"] {
         for (name, body) in iac.resources(kind) {
             let role = attribute(body, "role").map(source).unwrap_or_default();
+            // Only the collector's X-Ray write (traces.rs checks it).
             findings.require(
-                !role.contains("aws_iam_role.task."),
-                format!("{kind}.{name}: attaches a policy to the app's task role ({role}); it must have none"),
+                !role.contains("aws_iam_role.task.") || (kind, name) == ("aws_iam_role_policy", "task_xray"),
+                format!("{kind}.{name}: attaches a policy to the app's task role ({role}); it must have none but the trace collector's X-Ray write"),
             );
             let policy = attribute(body, "policy_arn").map(source);
             toolbox_exec |= role.contains("aws_iam_role.toolbox_task")
@@ -158,21 +166,28 @@ fn check_task_sizes(iac: &Iac, context: &Context<'static>, findings: &mut Findin
         512, 1024, 1536, 2048, 3072, 4096, 5120, 8192, 9216, 16384, 20480, 30720, 32768, 61440,
         65536, 122880,
     ];
-    for cpu in [256, 512, 1024, 2048, 4096, 8192, 16384] {
-        for memory in memories {
-            let overrides = [
-                ("task_cpu", Value::from(cpu)),
-                ("task_memory", Value::from(memory)),
-            ];
-            // No local depends on task_cpu/task_memory.
-            let accepted = all_true(&conditions, &with_vars(context, &overrides));
-            let want = fargate_valid(cpu, memory)
-                && cpu >= APP_MIN.cpu + PROXY.cpu
-                && memory >= APP_MIN.memory + PROXY.memory;
-            findings.require(
-                accepted == Some(want),
-                format!("aws_ecs_task_definition.this: the preconditions give {accepted:?} for task_cpu {cpu} / task_memory {memory}, want {want}"),
-            );
+    // With the trace collector sidecar, it too (issue 19).
+    let with_collector = iac.context(&[("trace_collector_enabled", Value::Bool(true))]);
+    for (base, extra) in [
+        (context, Size { cpu: 0, memory: 0 }),
+        (&with_collector, COLLECTOR),
+    ] {
+        for cpu in [256, 512, 1024, 2048, 4096, 8192, 16384] {
+            for memory in memories {
+                let overrides = [
+                    ("task_cpu", Value::from(cpu)),
+                    ("task_memory", Value::from(memory)),
+                ];
+                // No local depends on task_cpu/task_memory.
+                let accepted = all_true(&conditions, &with_vars(base, &overrides));
+                let want = fargate_valid(cpu, memory)
+                    && cpu >= APP_MIN.cpu + PROXY.cpu + extra.cpu
+                    && memory >= APP_MIN.memory + PROXY.memory + extra.memory;
+                findings.require(
+                    accepted == Some(want),
+                    format!("aws_ecs_task_definition.this: the preconditions give {accepted:?} for task_cpu {cpu} / task_memory {memory} with a collector of {extra:?}, want {want}"),
+                );
+            }
         }
     }
 

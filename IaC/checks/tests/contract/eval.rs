@@ -229,18 +229,19 @@ pub(crate) fn all_true(conditions: &[&Expression], context: &Context<'static>) -
 }
 
 /// The first container of `aws_ecs_task_definition.NAME`, written as
-/// `container_definitions = jsonencode([{ ... }, ...])`.
+/// `container_definitions = jsonencode([{ ... }, ...])` or
+/// `jsonencode(concat([{ ... }, ...], ...))`.
 pub(crate) fn container<'a>(iac: &'a Iac, name: &str) -> Option<&'a Object<ObjectKey, Expression>> {
     let definitions = iac
         .resource("aws_ecs_task_definition", name)
         .and_then(|body| attribute(body, "container_definitions"))?;
-    let Expression::FuncCall(call) = definitions else {
-        return None;
+    let call = |e: &'a Expression, function: &str| match e {
+        Expression::FuncCall(call) if call.name.name.as_str() == function => call.args.first(),
+        _ => None,
     };
-    if call.name.name.as_str() != "jsonencode" {
-        return None;
-    }
-    match call.args.first()? {
+    let list = call(definitions, "jsonencode")?;
+    let list = call(list, "concat").unwrap_or(list);
+    match list {
         Expression::Array(containers) => match containers.first()? {
             Expression::Object(object) => Some(object),
             _ => None,
