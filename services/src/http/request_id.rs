@@ -7,8 +7,18 @@
 //! caller's requests. An id is kept only if it is 1 to
 //! [`MAX_REQUEST_ID_LENGTH`] visible ASCII characters; anything else is
 //! replaced, and the replacement is what the service uses from then on.
+//!
+//! New ids (request ids here, trace and span ids in `trace_context`) come
+//! from [`random_id`]: a thread-local non-cryptographic generator
+//! (fastrand's wyrand) seeded from the OS's random source, as OpenTelemetry's
+//! SDKs draw theirs. Ids must be unique, not secret, and three are drawn on
+//! nearly every request: a generator shared between threads, or a
+//! cryptographic one, costs more than the id is worth.
+
+use std::cell::RefCell;
 
 use http::{HeaderMap, HeaderValue};
+use hyper::body::Bytes;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// Longest caller-supplied id kept (a UUID is 36, an AWS trace id 40).
@@ -31,11 +41,36 @@ fn is_valid(id: &HeaderValue) -> bool {
     (1..=MAX_REQUEST_ID_LENGTH).contains(&bytes.len()) && bytes.iter().all(u8::is_ascii_graphic)
 }
 
+/// A new UUID v4, hyphenated, as a header value that is cheap to clone.
 fn new_request_id() -> HeaderValue {
+    let uuid = uuid::Builder::from_random_bytes(random_id()).into_uuid();
     let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
+    uuid.hyphenated().encode_lower(&mut text);
+    // `from_owner`: one allocation holding the text and its reference
+    // count, so the clones that follow (the header, the access line, the
+    // answer) are counter increments. `HeaderValue::from_str` would copy
+    // into a vector-backed `Bytes` that allocates again on its first clone.
     // A hyphenated UUID is always a valid header value.
-    HeaderValue::from_str(id).unwrap_or(HeaderValue::from_static("-"))
+    HeaderValue::from_maybe_shared(Bytes::from_owner(text)).unwrap_or(HeaderValue::from_static("-"))
+}
+
+thread_local! {
+    /// fastrand's own thread-local generator is seeded from the clock and
+    /// the thread id only; this one from `RandomState`, whose keys come
+    /// from the OS's random source, so two tasks started at the same
+    /// moment do not draw the same ids.
+    static IDS: RefCell<fastrand::Rng> = RefCell::new(fastrand::Rng::with_seed({
+        use std::hash::BuildHasher;
+        std::hash::RandomState::new()
+            .hash_one((std::time::Instant::now(), std::thread::current().id()))
+    }));
+}
+
+/// `N` random bytes from the thread's generator, for new ids.
+pub(crate) fn random_id<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    IDS.with(|rng| rng.borrow_mut().fill(&mut bytes));
+    bytes
 }
 
 #[cfg(test)]
@@ -83,5 +118,20 @@ mod tests {
         }
         let mut none = HeaderMap::new();
         assert_eq!(ensure_request_id(&mut none).len(), 36);
+    }
+
+    #[test]
+    fn new_ids_are_distinct_version_4_uuids() {
+        let ids: std::collections::HashSet<String> = (0..1000)
+            .map(|_| {
+                let id = new_request_id().to_str().expect("ascii").to_owned();
+                let parsed = uuid::Uuid::parse_str(&id).expect("a UUID");
+                assert_eq!(parsed.get_version_num(), 4, "{id}");
+                assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122, "{id}");
+                assert_eq!(id, parsed.hyphenated().to_string(), "lowercase, hyphenated");
+                id
+            })
+            .collect();
+        assert_eq!(ids.len(), 1000);
     }
 }

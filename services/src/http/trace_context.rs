@@ -11,12 +11,14 @@
 //! onward: `traceparent` per the W3C spec, `X-Amzn-Trace-Id` with the same
 //! root, our span as `Parent` and the caller's `Sampled` decision, as AWS
 //! documents for downstream calls. Malformed or oversized values are
-//! ignored (a new trace starts), never echoed, logged or passed on.
+//! ignored (a new trace starts), never echoed, logged or passed on. Several
+//! `tracestate` headers are one list (W3C: combined with commas, in order).
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 
 use http::{HeaderMap, HeaderValue};
 
+use super::request_id::random_id;
 use crate::telemetry::SpanSink;
 
 pub(crate) const TRACEPARENT: &str = "traceparent";
@@ -65,7 +67,7 @@ impl TraceContext {
                 span_id,
                 parent_id: Some(parent_id),
                 flags,
-                tracestate: headers.get(TRACESTATE).filter(|v| is_passable(v)).cloned(),
+                tracestate: tracestate(headers),
                 amzn_sampled,
                 amzn_root,
                 sink: None,
@@ -150,10 +152,8 @@ impl TraceContext {
     /// The caller's X-Ray root (`1-5759e988-bd862e3fe1be46a994272793`, as
     /// the ALB logs it), when it sent an `X-Amzn-Trace-Id`.
     pub fn amzn_root(&self) -> Option<String> {
-        self.amzn_root.map(|root| {
-            let hex = Hex(&root).to_string();
-            format!("1-{}-{}", &hex[..8], &hex[8..])
-        })
+        self.amzn_root
+            .map(|root| String::from_utf8_lossy(&amzn_root_text(&root)).into_owned())
     }
 
     pub fn trace_id(&self) -> Hex<'_> {
@@ -169,32 +169,57 @@ impl TraceContext {
     }
 
     /// The headers a call made on behalf of this request carries: this
-    /// request's span is the parent of the callee's.
+    /// request's span is the parent of the callee's. Written into stack
+    /// buffers, without `fmt`: one allocation per header value.
     pub fn outgoing_headers(&self) -> Vec<(&'static str, HeaderValue)> {
         let mut headers = Vec::with_capacity(3);
-        let traceparent = format!(
-            "00-{}-{}-{:02x}",
-            self.trace_id(),
-            self.span_id(),
-            self.flags
-        );
-        if let Ok(value) = HeaderValue::from_str(&traceparent) {
+        let mut traceparent = *b"00-00000000000000000000000000000000-0000000000000000-00";
+        hex_into(&mut traceparent[3..35], &self.trace_id);
+        hex_into(&mut traceparent[36..52], &self.span_id);
+        hex_into(&mut traceparent[53..55], &[self.flags]);
+        if let Ok(value) = HeaderValue::from_bytes(&traceparent) {
             headers.push((TRACEPARENT, value));
         }
         if let Some(state) = &self.tracestate {
             headers.push((TRACESTATE, state.clone()));
         }
-        if let (Some(sampled), Some(root)) = (self.amzn_sampled, self.amzn_root()) {
-            // The root that came in, so the call keeps its X-Ray trace.
-            let mut amzn = format!("Root={root};Parent={}", self.span_id());
-            if let Some(sampled) = sampled {
-                let _ = write!(amzn, ";Sampled={sampled}");
-            }
-            if let Ok(value) = HeaderValue::from_str(&amzn) {
+        if let (Some(sampled), Some(root)) = (self.amzn_sampled, &self.amzn_root) {
+            // The root that came in, so the call keeps its X-Ray trace:
+            // `Root=<35>;Parent=<16>[;Sampled=<1>]`.
+            let mut amzn =
+                *b"Root=12345678901234567890123456789012345;Parent=1234567890123456;Sampled=?";
+            amzn[5..40].copy_from_slice(&amzn_root_text(root));
+            hex_into(&mut amzn[48..64], &self.span_id);
+            let length = match sampled {
+                Some(sampled) if sampled.is_ascii() => {
+                    amzn[73] = sampled as u8;
+                    amzn.len()
+                }
+                _ => 64,
+            };
+            if let Ok(value) = HeaderValue::from_bytes(&amzn[..length]) {
                 headers.push((AMZN_TRACE_ID, value));
             }
         }
         headers
+    }
+}
+
+/// An X-Ray root as text: `1-5759e988-bd862e3fe1be46a994272793`.
+fn amzn_root_text(root: &[u8; 16]) -> [u8; 35] {
+    let mut text = *b"1-00000000-000000000000000000000000";
+    hex_into(&mut text[2..10], &root[..4]);
+    hex_into(&mut text[11..35], &root[4..]);
+    text
+}
+
+/// Writes `bytes` as lowercase hex into `out` (two digits a byte; `out`
+/// is exactly twice as long).
+fn hex_into(out: &mut [u8], bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0x0f)];
     }
 }
 
@@ -206,13 +231,9 @@ impl fmt::Display for Hex<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // One write per 32 bytes, not a formatted write per byte: ids are
         // written in every request line.
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut text = [0u8; 64];
         for chunk in self.0.chunks(32) {
-            for (pair, byte) in text.chunks_exact_mut(2).zip(chunk) {
-                pair[0] = DIGITS[usize::from(byte >> 4)];
-                pair[1] = DIGITS[usize::from(byte & 0x0f)];
-            }
+            hex_into(&mut text[..chunk.len() * 2], chunk);
             let hex = std::str::from_utf8(&text[..chunk.len() * 2]).map_err(|_| fmt::Error)?;
             f.write_str(hex)?;
         }
@@ -266,10 +287,9 @@ fn parse_amzn(value: &HeaderValue) -> Option<AmznTrace> {
     }
     let root = root?;
     let (epoch, random) = root.strip_prefix("1-")?.split_once('-')?;
-    if epoch.len() != 8 || random.len() != 24 {
-        return None;
-    }
-    let trace_id = decode_hex::<16>(&format!("{epoch}{random}"))?;
+    let mut trace_id = [0u8; 16];
+    trace_id[..4].copy_from_slice(&decode_hex::<4>(epoch)?);
+    trace_id[4..].copy_from_slice(&decode_hex::<12>(random)?);
     Some(AmznTrace {
         trace_id,
         parent_id,
@@ -300,12 +320,28 @@ fn decode_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
     Some(out)
 }
 
-/// Random bytes for ids, from the same user-space generator as request ids.
-fn random_id<const N: usize>() -> [u8; N] {
-    let random = uuid::Uuid::new_v4().as_u128().to_le_bytes();
-    let mut id = [0u8; N];
-    id.copy_from_slice(&random[..N]);
-    id
+/// The caller's `tracestate`: one header as it came (no copy), several
+/// joined with commas into one list, in order. Empty headers add nothing;
+/// a list that is not passable as a whole (too long, not visible ASCII) is
+/// dropped, as one such header is.
+fn tracestate(headers: &HeaderMap) -> Option<HeaderValue> {
+    let mut values = headers
+        .get_all(TRACESTATE)
+        .iter()
+        .filter(|value| !value.as_bytes().trim_ascii().is_empty());
+    let first = values.next()?;
+    let Some(second) = values.next() else {
+        return Some(first.clone()).filter(is_passable);
+    };
+    let mut list = first.as_bytes().trim_ascii().to_vec();
+    for value in std::iter::once(second).chain(values) {
+        if list.len() > MAX_PASSED_ON_LENGTH {
+            return None;
+        }
+        list.push(b',');
+        list.extend_from_slice(value.as_bytes().trim_ascii());
+    }
+    HeaderValue::from_bytes(&list).ok().filter(is_passable)
 }
 
 #[cfg(test)]
@@ -349,6 +385,85 @@ mod tests {
         assert_eq!(
             outgoing[1],
             (TRACESTATE, HeaderValue::from_static("congo=t61rcWkgMzE"))
+        );
+    }
+
+    fn outgoing_tracestate(context: &TraceContext) -> Option<HeaderValue> {
+        context
+            .outgoing_headers()
+            .into_iter()
+            .find(|(name, _)| *name == TRACESTATE)
+            .map(|(_, value)| value)
+    }
+
+    #[test]
+    fn every_tracestate_header_is_passed_on_as_one_list() {
+        // W3C trace-context: several tracestate headers are one list,
+        // combined in order (issue 16 item 7: only the first was kept).
+        let cases: [(&[&str], Option<&str>); 6] = [
+            (&["congo=t61rcWkgMzE"], Some("congo=t61rcWkgMzE")),
+            (
+                &["congo=t61rcWkgMzE", "rojo=00f067aa0ba902b7"],
+                Some("congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"),
+            ),
+            (&["a=1,b=2", " ", "c=3 "], Some("a=1,b=2,c=3")),
+            (&["", ""], None),
+            (&["a=1", &"x".repeat(MAX_PASSED_ON_LENGTH)], None),
+            (&[&"x".repeat(MAX_PASSED_ON_LENGTH + 1)], None),
+        ];
+        for (values, expected) in cases {
+            let mut headers = headers(&[(TRACEPARENT, &format!("00-{TRACE}-{PARENT}-01"))]);
+            for value in values {
+                headers.append(TRACESTATE, HeaderValue::from_str(value).expect("ascii"));
+            }
+            let passed = outgoing_tracestate(&TraceContext::from_headers(&headers));
+            assert_eq!(
+                passed.as_ref().map(|v| v.to_str().expect("ascii")),
+                expected,
+                "{values:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn tracestate_without_a_traceparent_is_not_passed_on() {
+        let mut headers = HeaderMap::new();
+        headers.append(TRACESTATE, HeaderValue::from_static("congo=1"));
+        headers.append(TRACESTATE, HeaderValue::from_static("rojo=2"));
+        assert_eq!(
+            outgoing_tracestate(&TraceContext::from_headers(&headers)),
+            None
+        );
+    }
+
+    #[test]
+    fn outgoing_headers_are_written_exactly() {
+        let context = TraceContext::from_headers(&headers(&[
+            (TRACEPARENT, &format!("00-{TRACE}-{PARENT}-03")),
+            (
+                AMZN_TRACE_ID,
+                "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=?",
+            ),
+        ]));
+        let span = context.span_id().to_string();
+        let outgoing = context.outgoing_headers();
+        assert_eq!(outgoing[0].1, format!("00-{TRACE}-{span}-03").as_str());
+        assert_eq!(
+            outgoing[1].1,
+            format!("Root=1-5759e988-bd862e3fe1be46a994272793;Parent={span};Sampled=?").as_str()
+        );
+        let without_sampled = TraceContext::from_headers(&headers(&[(
+            AMZN_TRACE_ID,
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8",
+        )]));
+        let span = without_sampled.span_id().to_string();
+        assert_eq!(
+            without_sampled.outgoing_headers()[1].1,
+            format!("Root=1-5759e988-bd862e3fe1be46a994272793;Parent={span}").as_str()
+        );
+        assert_eq!(
+            without_sampled.amzn_root().as_deref(),
+            Some("1-5759e988-bd862e3fe1be46a994272793")
         );
     }
 
