@@ -220,11 +220,24 @@ where
             } else {
                 StatusCode::SERVICE_UNAVAILABLE
             };
-            // The proto3 JSON mapping of grpc.health.v1.HealthCheckResponse.
-            let body = format!(r#"{{"status":"{}"}}"#, serving.as_str_name());
-            (code, json_response(Bytes::from(body))).into_response()
+            (
+                code,
+                json_response(Bytes::from_static(health_body(serving))),
+            )
+                .into_response()
         }
         Err(status) => ApiError::Grpc(status).into_response(),
+    }
+}
+
+/// The proto3 JSON mapping of grpc.health.v1.HealthCheckResponse: one
+/// static body per status, not one formatted per request.
+fn health_body(serving: ServingStatus) -> &'static [u8] {
+    match serving {
+        ServingStatus::Serving => br#"{"status":"SERVING"}"#,
+        ServingStatus::NotServing => br#"{"status":"NOT_SERVING"}"#,
+        ServingStatus::ServiceUnknown => br#"{"status":"SERVICE_UNKNOWN"}"#,
+        ServingStatus::Unknown => br#"{"status":"UNKNOWN"}"#,
     }
 }
 
@@ -272,4 +285,23 @@ async fn not_found() -> ApiError {
 
 async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_bodies_are_the_json_of_each_status() {
+        for serving in [
+            ServingStatus::Serving,
+            ServingStatus::NotServing,
+            ServingStatus::ServiceUnknown,
+            ServingStatus::Unknown,
+        ] {
+            let body: serde_json::Value =
+                serde_json::from_slice(health_body(serving)).expect("JSON");
+            assert_eq!(body, serde_json::json!({ "status": serving.as_str_name() }));
+        }
+    }
 }

@@ -12,6 +12,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
+use arc_swap::ArcSwapOption;
 use pin_project_lite::pin_project;
 use status_api::v1::{
     EcsTask, GetPeerStatusRequest, GetPeerStatusResponse, GetStatusRequest, GetStatusResponse,
@@ -28,7 +29,7 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     http::{REQUEST_ID_HEADER, RequestDeadline, TraceContext},
-    metrics::Metrics,
+    metrics::{Metrics, Sample},
     peer::PeerClient,
     telemetry::PeerCall,
     throttle::Throttle,
@@ -146,6 +147,20 @@ struct Inner {
     metrics: Metrics,
     peer: PeerClient,
     lifecycle: Arc<Lifecycle>,
+    /// The status last built, reused while nothing it is made of changed.
+    snapshot: ArcSwapOption<Snapshot>,
+}
+
+/// A status and what it was built from. A status changes once per metrics
+/// sample (a second) while it is asked for thousands of times a second:
+/// building it (timestamps, percentages, the identity's strings) on every
+/// request was waste.
+#[derive(Debug)]
+struct Snapshot {
+    sample: Arc<Sample>,
+    draining: bool,
+    ecs_task_loaded: bool,
+    status: ServiceStatus,
 }
 
 impl StatusApi {
@@ -161,6 +176,7 @@ impl StatusApi {
                 metrics,
                 peer,
                 lifecycle,
+                snapshot: ArcSwapOption::empty(),
             }),
         }
     }
@@ -177,39 +193,65 @@ impl StatusApi {
             identity,
             metrics,
             lifecycle,
+            snapshot,
             ..
         } = &*self.inner;
         let sample = metrics
             .latest()
             .ok_or_else(|| Status::unavailable("starting: no metrics sample yet"))?;
-        let state = if lifecycle.is_draining() {
-            State::Draining
-        } else {
-            State::Running
-        };
-        Ok(ServiceStatus {
-            service: identity.service.clone(),
-            state: state.into(),
-            version: identity.version.clone(),
-            hostname: identity.hostname.clone(),
-            start_time: Some(identity.start_timestamp),
-            sample_time: Some(timestamp(sample.taken_at)),
-            uptime: Some(
-                sample
-                    .taken_at
-                    .duration_since(identity.start_time)
-                    .unwrap_or_default()
-                    .into(),
-            ),
-            cpu_percent: sample.cpu_percent,
-            process_cpu_percent: sample.process_cpu_percent,
-            memory_percent: sample.memory_percent(),
-            memory_used_bytes: sample.memory_used_bytes,
-            memory_total_bytes: sample.memory_total_bytes,
-            process_memory_bytes: sample.process_memory_bytes,
-            container_memory_limit_bytes: sample.container_memory_limit_bytes,
-            ecs_task: identity.ecs_task.get().cloned(),
-        })
+        let draining = lifecycle.is_draining();
+        let ecs_task = identity.ecs_task.get();
+        if let Some(last) = &*snapshot.load()
+            && Arc::ptr_eq(&last.sample, &sample)
+            && last.draining == draining
+            && last.ecs_task_loaded == ecs_task.is_some()
+        {
+            return Ok(last.status.clone());
+        }
+        let status = build_status(identity, &sample, draining, ecs_task);
+        snapshot.store(Some(Arc::new(Snapshot {
+            sample,
+            draining,
+            ecs_task_loaded: ecs_task.is_some(),
+            status: status.clone(),
+        })));
+        Ok(status)
+    }
+}
+
+fn build_status(
+    identity: &Identity,
+    sample: &Sample,
+    draining: bool,
+    ecs_task: Option<&EcsTask>,
+) -> ServiceStatus {
+    let state = if draining {
+        State::Draining
+    } else {
+        State::Running
+    };
+    ServiceStatus {
+        service: identity.service.clone(),
+        state: state.into(),
+        version: identity.version.clone(),
+        hostname: identity.hostname.clone(),
+        start_time: Some(identity.start_timestamp),
+        sample_time: Some(timestamp(sample.taken_at)),
+        uptime: Some(
+            sample
+                .taken_at
+                .duration_since(identity.start_time)
+                .unwrap_or_default()
+                .into(),
+        ),
+        cpu_percent: sample.cpu_percent,
+        process_cpu_percent: sample.process_cpu_percent,
+        memory_percent: sample.memory_percent(),
+        memory_used_bytes: sample.memory_used_bytes,
+        memory_total_bytes: sample.memory_total_bytes,
+        process_memory_bytes: sample.process_memory_bytes,
+        container_memory_limit_bytes: sample.container_memory_limit_bytes,
+        ecs_task: ecs_task.cloned(),
     }
 }
 
