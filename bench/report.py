@@ -6,8 +6,11 @@ JSON object a line in raw/results.jsonl) and the records into summary.md
     report.py record RESULTS key=value...             append one record
     report.py wrk OUTPUT RESULTS key=value...         a wrk run (with wrk-report.lua)
     report.py h2load OUTPUT RESULTS LOG key=value...  an h2load run; LOG is its --log-file, or ""
-    report.py summary DIR                             DIR/summary.md from DIR/raw/results.jsonl
+    report.py summary DIR                             DIR/summary.md and DIR/chart.svg from DIR/raw/results.jsonl
     report.py check DIR                               exit 1 unless the instrument worked
+    report.py callgrind FILE                          "<instructions> <allocations> <reallocations>" of a callgrind output
+    report.py budget DIR BUDGET                       exit 1 when a case is over its instruction budget
+    report.py budget-update DIR BUDGET                the run's instruction counts as the new budget
 """
 import json
 import math
@@ -16,6 +19,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import budget  # noqa: E402
+from chart import chart  # noqa: E402
 from summary import Results, summary  # noqa: E402
 
 
@@ -74,6 +79,37 @@ def parse_h2load(text, log):
     return record
 
 
+ALLOCATORS = ("malloc", "calloc", "posix_memalign", "aligned_alloc", "memalign")
+
+
+def callgrind_totals(path):
+    """(instructions, allocations, reallocations) of one callgrind output:
+    its total Ir, and the calls into glibc's allocation functions (the
+    System allocator's), summed over every caller. Function names are
+    compressed: `cfn=(12) malloc` the first time, `cfn=(12)` after."""
+    names, callee, total = {}, None, 0
+    calls = dict.fromkeys(ALLOCATORS + ("realloc",), 0)
+    with open(path, encoding="utf-8", errors="replace") as lines:
+        for line in lines:
+            if line.startswith(("fn=", "cfn=")):
+                ref = line.split("=", 1)[1].strip()
+                if ref.startswith("("):
+                    number, _, name = ref.partition(")")
+                    name = name.strip()
+                    if name:
+                        names[number] = name
+                    name = names.get(number, "")
+                else:
+                    name = ref
+                if line.startswith("cfn="):
+                    callee = name
+            elif line.startswith("calls=") and callee in calls:
+                calls[callee] += int(line[6:].split()[0])
+            elif line.startswith(("summary:", "totals:")):
+                total = int(line.split()[1])
+    return total, sum(calls[name] for name in ALLOCATORS), calls["realloc"]
+
+
 def check(res):
     """Problems that mean the instrument did not work (not that it was slow)."""
     problems = []
@@ -113,12 +149,25 @@ def main(command, *args):
     elif command == "h2load":
         append(args[1], {"kind": "run", **fields(args[3:]), **parse_h2load(Path(args[0]).read_text(), args[2])})
     elif command == "summary":
-        (Path(args[0]) / "summary.md").write_text(summary(load(args[0])), encoding="utf-8")
+        res = load(args[0])
+        picture = chart(res)
+        if picture:
+            (Path(args[0]) / "chart.svg").write_text(picture, encoding="utf-8")
+        (Path(args[0]) / "summary.md").write_text(summary(res, image="chart.svg" if picture else None), encoding="utf-8")
     elif command == "check":
         problems = check(load(args[0]))
         for problem in problems:
             print(f"check: {problem}", file=sys.stderr)
         sys.exit(1 if problems else 0)
+    elif command == "callgrind":
+        print(*callgrind_totals(args[0]))
+    elif command == "budget":
+        lines, failed = budget.check(load(args[0]), args[1])
+        print("\n".join(lines), file=sys.stderr if failed else sys.stdout)
+        sys.exit(1 if failed else 0)
+    elif command == "budget-update":
+        res = load(args[0])
+        print("\n".join(budget.update(res, args[1], res.meta.get("code", "not recorded"))))
     else:
         sys.exit(__doc__)
 

@@ -7,10 +7,13 @@
 #   bash bench/run.sh           full run (about 30 min); first waits (up to an
 #                               hour) for the 1-minute load average to fall
 #                               below 1.0; writes bench/results/<time>/ and
-#                               copies its summary.md to BENCHMARKS.md
+#                               copies its summary.md to BENCHMARKS.md and its
+#                               chart.svg (bench/chart.py) to bench/chart.svg
 #   bash bench/run.sh --quick   2 s per case, a few minutes (CI): checks that
 #                               the instrument works (requests, no errors),
-#                               never speed
+#                               never speed; and the instruction budget
+#                               (bench/instructions.sh, bench/budget.json):
+#                               instructions are deterministic, not timed
 #
 # BENCH_REPS and BENCH_SECONDS override the repetitions and seconds per run;
 # BENCH_IDLE_WAIT the seconds to wait for a quiet machine (0: do not wait).
@@ -32,11 +35,11 @@ esac
 # many_conns: the many-connections case (against 64).
 if [ "$mode" = quick ]; then
   reps=1 seconds=2 conns_list="64" h2c_conns="64" many_conns=1024 soak=10 load_seconds=1 hold=3
-  stream_counts="1000" startup_runs=3 idle_wait=0 ir_requests="200 1000" ir_full=no
+  stream_counts="1000" startup_runs=3 idle_wait=0
   server_limit=1800 # seconds: `timeout` kills every server after this at the latest
 else
   reps=3 seconds=8 conns_list="64 256" h2c_conns="64" many_conns=1024 soak=60 load_seconds=5 hold=10
-  stream_counts="1000 5000" startup_runs=10 idle_wait=3600 ir_requests="1000 5000" ir_full=yes
+  stream_counts="1000 5000" startup_runs=10 idle_wait=3600
   server_limit=$((4 * 3600))
 fi
 reps=${BENCH_REPS:-$reps}
@@ -530,62 +533,11 @@ record kind=rss server=go phase=after_load $(memory_fields "$go_a_pid")
 cleanup
 
 # --- instructions per request (callgrind) -------------------------------------------
-# User-space instructions a server executes per request: deterministic, so
-# unlike CPU time it does not move with other work on the machine (but it
-# leaves out the kernel: socket I/O, thread wake-ups). Each server runs
-# under callgrind twice, answering N1 then N2 requests (h2load, 4
-# connections): (instructions of the second - of the first) / (N2 - N1).
-# callgrind_ir PORT READY_PATH URL N [H2LOAD ARGS...] -- ENV... -- COMMAND...
-callgrind_ir() {
-  local port=$1 ready=$2 url=$3 n=$4 out="$raw/callgrind.out" vg i load=() envs=()
-  shift 4
-  while [ "$1" != -- ]; do load+=("$1"); shift; done
-  shift
-  while [ "$1" != -- ]; do envs+=("$1"); shift; done
-  shift
-  env "${envs[@]}" timeout 600 valgrind --tool=callgrind --callgrind-out-file="$out" "$@" \
-    >/dev/null 2>"$raw/callgrind.stderr" &
-  vg=$!
-  for ((i = 0; i < 600; i++)); do
-    curl -sf -o /dev/null --max-time 2 "http://127.0.0.1:$port$ready" && break
-    kill -0 "$vg" 2>/dev/null || die "server under callgrind exited: $(tail -3 "$raw/callgrind.stderr")"
-    sleep 0.1
-  done
-  timeout 300 h2load -n "$n" -c 4 -t 1 "${load[@]}" "$url" >"$raw/callgrind-load.txt" 2>&1 ||
-    die "h2load under callgrind failed: see $raw/callgrind-load.txt"
-  grep -q "$n succeeded" "$raw/callgrind-load.txt" || die "requests failed under callgrind: see $raw/callgrind-load.txt"
-  kill -TERM "$vg"
-  wait "$vg" || true
-  awk '/^(summary|totals):/ {total = $2} END {print total}' "$out"
-  rm -f "$out"
-}
-# instructions TARGET NAME PORT READY_PATH URL [H2LOAD ARGS...] -- ENV... -- COMMAND...
-instructions() {
-  local target=$1 name=$2 first second n1 n2
-  shift 2
-  read -r n1 n2 <<<"$ir_requests"
-  first=$(callgrind_ir "$1" "$2" "$3" "$n1" "${@:4}")
-  second=$(callgrind_ir "$1" "$2" "$3" "$n2" "${@:4}")
-  record kind=instructions target="$target" name="$name" per_request=$(((second - first) / (n2 - n1)))
-}
-note "instructions per request under callgrind ($ir_requests requests)"
-check_free 18701
-serve_env service-a 18701 8202 info
-svc_env=("${senv[@]}")
-serve_env service-a 18701 8202 warn
-warn_env=("${senv[@]}")
-ready=/service-a/healthcheck
-instructions service status 18701 "$ready" "$(rest_url 18701 status)" --h1 -- "${svc_env[@]}" -- "$bin/status-service" serve
-instructions ceiling status 18701 "$ready" "$(rest_url 18701 status)" --h1 -- -- "$bin/ceiling-axum" 18701 "$raw/status.json"
-if [ "$ir_full" = yes ]; then
-  instructions service healthcheck 18701 "$ready" "$(rest_url 18701 healthcheck)" --h1 -- "${svc_env[@]}" -- "$bin/status-service" serve
-  instructions ceiling healthcheck 18701 "$ready" "$(rest_url 18701 healthcheck)" --h1 -- -- "$bin/ceiling-axum" 18701 "$raw/status.json"
-  instructions warn status 18701 "$ready" "$(rest_url 18701 status)" --h1 -- "${warn_env[@]}" -- "$bin/status-service" serve
-  for variant in ours fmt-json appender; do
-    instructions "ab-$variant" status 18701 "$ready" "$(rest_url 18701 status)" --h1 -- "${svc_env[@]}" BENCH_LOGS="$variant" -- \
-      "$bin/service-ab" serve
-  done
-fi
+# bench/instructions.sh: the budget cases (/status, /healthcheck, GetStatus)
+# and their ceilings, one connection; a full run adds logs off and the log
+# pipeline A/B variants. The budget check itself runs after the summary.
+note "instructions per request under callgrind"
+bash "$bench/instructions.sh" --into "$results_dir" $([ "$mode" = full ] && echo --full)
 
 # --- start-up and size -----------------------------------------------------------
 note "start-up: process start to first answer and to SERVING ($startup_runs runs each)"
@@ -602,11 +554,19 @@ note "summary"
 python3 "$bench/report.py" summary "$results_dir"
 cat "$results_dir/summary.md"
 if [ "$mode" = full ]; then
-  cp "$results_dir/summary.md" "$root/BENCHMARKS.md"
-  echo "wrote BENCHMARKS.md"
+  # The chart beside it, as bench/chart.svg (results/ is not committed).
+  sed 's#](chart.svg)#](bench/chart.svg)#; s#The chart (chart.svg)#The chart (bench/chart.svg)#' \
+    "$results_dir/summary.md" >"$root/BENCHMARKS.md"
+  if [ -f "$results_dir/chart.svg" ]; then cp "$results_dir/chart.svg" "$bench/chart.svg"; fi
+  echo "wrote BENCHMARKS.md and bench/chart.svg"
 fi
 # The instrument must work: requests made, no errors, streams held, gRPC OK.
 python3 "$bench/report.py" check "$results_dir" || {
   [ "$mode" = quick ] && die "the quick benchmark found errors (above)"
   echo "bench: warning: errors above (kept in the results)" >&2
+}
+# The instruction budget (bench/budget.json): a regression gate in CI.
+python3 "$bench/report.py" budget "$results_dir" "$bench/budget.json" || {
+  [ "$mode" = quick ] && die "instructions per request over budget (above)"
+  echo "bench: warning: over the instruction budget (above)" >&2
 }

@@ -2,6 +2,7 @@
 targets table first, then every case. Medians over the repetitions; CPU per
 request is the server processes' user + system time over a run divided by
 the requests it completed."""
+import json
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -255,7 +256,7 @@ def logging_table(res):
 IR_LABELS = {
     "service": "`status-service serve`, logs on",
     "warn": "`status-service serve`, logs off (RUST_LOG=warn)",
-    "ceiling": "bare axum",
+    "ceiling": "bare ceiling (axum; tonic for GetStatus)",
     "ab-ours": "service-ab: our JsonLines + BatchWriter",
     "ab-fmt-json": "service-ab: tracing-subscriber's JSON formatter + our BatchWriter",
     "ab-appender": "service-ab: our JsonLines + tracing-appender's writer",
@@ -273,17 +274,26 @@ def instructions_section(res):
     lines = [
         "### Instructions per request (callgrind: user space, deterministic)",
         "",
-        "Each server under `valgrind --tool=callgrind`, answering N1 then N2 requests over HTTP/1.1 (h2load, 4",
-        "connections); (instructions of the second run − the first) ÷ (N2 − N1). It does not move with other work on",
-        "the machine, but leaves out the kernel (socket I/O, thread wake-ups), which CPU time includes.",
+        "Each server under `valgrind --tool=callgrind` (bench/instructions.sh), answering N1 then N2 requests on one",
+        "connection (h2load -c1 -m1; HTTP/1.1 for REST, h2c for gRPC); (instructions of the second run − the first) ÷",
+        "(N2 − N1). It does not move with other work on the machine, but leaves out the kernel (socket I/O, thread",
+        "wake-ups), which CPU time includes. Budget: bench/budget.json, the committed count the quick benchmark",
+        "checks (it fails above budget + 10%). Allocations: calls into glibc's malloc, calloc and posix_memalign",
+        "(where Rust's System allocator goes) in the same runs, per request.",
         "",
-        "| server | path | instructions / request | vs bare axum |",
-        "|---|---|--:|--:|",
+        "| server | path | instructions / request | vs its bare ceiling | budget | allocations / request | reallocations / request |",
+        "|---|---|--:|--:|--:|--:|--:|",
     ]
+    budgets = {}
+    budget_file = Path(__file__).resolve().parent / "budget.json"
+    if budget_file.exists():
+        budgets = {name: case["instructions"] for name, case in json.loads(budget_file.read_text(encoding="utf-8"))["cases"].items()}
     for r in rows:
         base = instructions(res, "ceiling", r["name"])
+        allowed = budgets.get(r["name"]) if r["target"] == "service" else None
         lines.append(f"| {IR_LABELS.get(r['target'], r['target'])} | {PATHS.get(r['name'], r['name'])} | {r['per_request']:,} "
-                     f"| {times(ratio(r['per_request'], base))} |")
+                     f"| {times(ratio(r['per_request'], base))} | {f'{allowed:,}' if allowed else ''} "
+                     f"| {r.get('allocations', '–')} | {r.get('reallocations', '–')} |")
     return lines + [""]
 
 
@@ -354,7 +364,7 @@ def startup_section(res):
     return (["### Start-up and size", ""] + lines) if lines else []
 
 
-def summary(res, extra_sections=()):
+def summary(res, extra_sections=(), image=None):
     m = res.meta
     many_conns = max((k[3] for k in res.cells if k[0] == "many"), default=1024)
     end_load = next((r["load"] for r in res.of("load") if r.get("phase") == "end"), None)
@@ -396,4 +406,6 @@ def summary(res, extra_sections=()):
     # beside this script (bench/findings.md), quoted as it was at the run.
     findings = Path(__file__).resolve().parent / "findings.md"
     notes = findings.read_text(encoding="utf-8").splitlines() + [""] if findings.exists() else []
-    return "\n".join(intro + targets_table(res, many_conns) + notes + ["## Cases", ""] + cases) + "\n"
+    picture = [f"![Every case's ratio to its bare ceiling and to the Go peer, and instructions per request against the ceilings']({image})",
+               "", f"The chart ({image}) is drawn by bench/chart.py from this run's records.", ""] if image else []
+    return "\n".join(intro + targets_table(res, many_conns) + picture + notes + ["## Cases", ""] + cases) + "\n"

@@ -78,7 +78,7 @@ fn install(variant: &str) -> Guard {
     }
 }
 
-fn main() {
+pub(crate) fn main() {
     let Ok(Cli {
         command: Some(Command::Serve(args)),
         ..
