@@ -45,13 +45,20 @@ require_tools() {
 cmd_build() {
   require_tools podman runc mmdebstrap rustup tar
   img_dirs
+  local free_kb
+  free_kb=$(df -Pk "$IMG_STATE" | awk 'NR == 2 {print $4}')
+  say "build: $((free_kb / 1024 / 1024)) GB free under $IMG_STATE (the build needs about $IMG_NEEDS_GB GB)"
+  [ "$free_kb" -ge $((IMG_NEEDS_GB * 1024 * 1024)) ] || die "less than $IMG_NEEDS_GB GB free under $IMG_STATE"
   make_runtime_base
   make_builder_base
   local started=$SECONDS
   say "build: podman build --pull=never -f Dockerfile (cache mounts under $IMG_STATE/tmp)"
   # --format docker: OCI image configs have no HEALTHCHECK; Docker's keeps it.
   # --network host: the RUN steps reach crates.io the way the host does.
-  pm build --pull=never --format docker --network host \
+  # --layers=false: vfs stores every layer as a full copy of the root
+  # filesystem (1.2 GB for the builder), so no intermediate layers; the
+  # cargo cache mounts keep a rebuild incremental anyway.
+  pm build --pull=never --format docker --network host --layers=false \
     --build-arg "VCS_REF=$(git -C "$IMG_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
     -f "$IMG_ROOT/Dockerfile" -t "$IMG_APP" "$IMG_ROOT" >&2
   say "build: $IMG_APP in $((SECONDS - started)) s"

@@ -28,6 +28,10 @@ IMG_RUST_VERSION=1.95.0
 # a value near this host's hard limit; 4096 is far above the app's threads.
 IMG_NPROC=4096
 
+# Free space `build` needs (vfs keeps full copies): the builder stand-in,
+# its working copy, the cargo cache, the stand-ins' temporary root.
+IMG_NEEDS_GB=5
+
 # The test's network and addresses (a /24 no other script here uses).
 IMG_NETWORK=status-image
 IMG_SUBNET=10.233.0.0/24
