@@ -70,14 +70,20 @@ make_builder_base() {
   done
   chmod -R a+w "$rustup_home" "$cargo_home"
   say "builder stand-in: podman import as $IMG_BUILDER_BASE"
-  tar -C "$root" -cf - . | pm import --quiet \
+  # Compressed and the root removed first: podman import keeps a copy of
+  # its input while it unpacks it, and three uncompressed copies of 1.2 GB
+  # at once are more than a busy machine's disk may have.
+  local archive=$IMG_STATE/bases/builder.tar.gz
+  tar -C "$root" -cf - . | gzip -1 >"$archive"
+  rm -rf "$root"
+  pm import --quiet \
     --change "ENV RUSTUP_HOME=/usr/local/rustup" \
     --change "ENV CARGO_HOME=/usr/local/cargo" \
     --change "ENV PATH=/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
     --change "ENV RUST_VERSION=$IMG_RUST_VERSION" \
     --change 'CMD ["bash"]' \
-    - "$IMG_BUILDER_BASE" >/dev/null
-  rm -rf "$root"
+    "$archive" "$IMG_BUILDER_BASE" >/dev/null
+  rm -f "$archive"
   say "builder stand-in: made in $((SECONDS - started)) s"
 }
 
