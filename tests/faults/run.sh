@@ -29,10 +29,11 @@ export SCF_RUN_ID=$$
 declare -A budget=(
   [watch-flood]=120 [idle-flood]=150 [slowloris]=90 [bad-headers]=120
   [rapid-reset]=90 [sigterm]=90 [peer-faults]=240 [peer-overload]=200 [panic]=60
+  [conn-pressure]=150
 )
 # `panic` needs a way to make a handler panic, which the binary does not
 # have yet: it is left out of the default list (run it by name).
-default_cases=(watch-flood idle-flood slowloris bad-headers rapid-reset sigterm peer-faults peer-overload)
+default_cases=(watch-flood idle-flood slowloris bad-headers rapid-reset sigterm peer-faults peer-overload conn-pressure)
 
 write_readme=false
 cases=()

@@ -4,7 +4,7 @@
 //!
 //! Each connection is registered with the service's [`Pressure`] (which
 //! reclaims idle connections as the count nears the cap, checked here once
-//! a second too), so a flood of idle connections cannot fill every slot.
+//! a second too, and logged), so a flood of idle connections cannot fill every slot.
 //!
 //! Accept errors never end the loop. A refused or reset handshake is the
 //! client's business; running out of file descriptors or memory (EMFILE,

@@ -14,8 +14,9 @@
 //!   back under it.
 //!
 //! A connection with a request or stream in flight is never reclaimed.
-//! Each reclaim is counted (EMF `ConnectionsReclaimed`) and logged at warn,
-//! at most once a second, with counts.
+//! Each reclaim is counted (EMF `ConnectionsReclaimed`) and logged at warn
+//! by the once-a-second sweep, with counts (so at most a line a second, and
+//! none lost).
 
 use std::{
     collections::HashMap,
@@ -27,7 +28,7 @@ use std::{
 };
 
 use super::activity::Activity;
-use crate::{emf::Recorder, throttle::Throttle};
+use crate::emf::Recorder;
 
 /// Share of `MAX_CONNECTIONS` open from which idle timeouts shrink.
 pub(crate) const PRESSURE_FROM: (usize, usize) = (1, 2);
@@ -51,8 +52,9 @@ pub(crate) struct Pressure {
     /// Asked to close, not yet gone.
     closing: AtomicUsize,
     reclaimed: AtomicU64,
+    /// Reclaimed since the last warn line.
+    unlogged: AtomicU64,
     recorder: Arc<Recorder>,
-    warnings: Throttle,
 }
 
 impl Pressure {
@@ -73,8 +75,8 @@ impl Pressure {
             next_id: AtomicU64::new(0),
             closing: AtomicUsize::new(0),
             reclaimed: AtomicU64::new(0),
+            unlogged: AtomicU64::new(0),
             recorder,
-            warnings: Throttle::default(),
         })
     }
 
@@ -126,9 +128,22 @@ impl Pressure {
     }
 
     /// Under pressure, closes the connections idle longer than the shrunken
-    /// idle timeout. Called every [`SWEEP_INTERVAL`].
+    /// idle timeout, and logs what was reclaimed since the last call.
+    /// Called every [`SWEEP_INTERVAL`].
     pub(crate) fn sweep(&self) {
         let open = self.open();
+        let reclaimed = self.unlogged.swap(0, Ordering::Relaxed);
+        if reclaimed > 0 {
+            tracing::warn!(
+                service = self.service,
+                open_connections = open,
+                high_water = self.high_water,
+                idle_timeout_now = ?self.idle_timeout_at(open),
+                reclaimed,
+                reclaimed_total = self.reclaimed.load(Ordering::Relaxed),
+                "connections under pressure: closing idle ones, longest idle first"
+            );
+        }
         if open < self.pressure_from {
             return;
         }
@@ -161,20 +176,9 @@ impl Pressure {
 
     /// A connection asked to close was idle and is closing.
     fn closed_one(&self) {
-        let total = self.reclaimed.fetch_add(1, Ordering::Relaxed) + 1;
+        self.reclaimed.fetch_add(1, Ordering::Relaxed);
+        self.unlogged.fetch_add(1, Ordering::Relaxed);
         self.recorder.record_reclaimed_connection();
-        if let Some(reclaimed) = self.warnings.event() {
-            let open = self.open();
-            tracing::warn!(
-                service = self.service,
-                open_connections = open,
-                high_water = self.high_water,
-                idle_timeout_now = ?self.idle_timeout_at(open),
-                reclaimed,
-                reclaimed_total = total,
-                "connections under pressure: closing idle ones, longest idle first"
-            );
-        }
     }
 }
 

@@ -1,11 +1,13 @@
-"""Connection flood: connections that send nothing, or only the HTTP/2 preface.
+"""Connection flood: connections that send nothing (`--idle`), the HTTP/2
+preface and an empty SETTINGS frame (`--preface`), or the preface alone
+(`--bare`: an unfinished handshake).
 
 Opens the connections (a few hundred at a time), then waits for the server
 to close each one, until a deadline; whatever is still open then is closed
 by us and counted as `still_open`. Prints one JSON summary per kind: opened,
 connect failures, closed by the server, seconds from connect to close.
 
-Usage: conn_flood.py HOST PORT --idle N --preface N --deadline SECONDS
+Usage: conn_flood.py HOST PORT --idle N --preface N [--bare N] --deadline SECONDS
 """
 
 import argparse
@@ -15,6 +17,9 @@ import resource
 import time
 
 from h2wire import PREFACE, FRAME_SETTINGS, frame
+
+
+KINDS = ("idle", "preface", "bare")
 
 
 async def one(host, port, kind, deadline, results):
@@ -28,6 +33,8 @@ async def one(host, port, kind, deadline, results):
     connected = time.monotonic()
     if kind == "preface":
         writer.write(PREFACE + frame(FRAME_SETTINGS, 0, 0))
+    elif kind == "bare":
+        writer.write(PREFACE)
     try:
         # Whatever the server sends (its SETTINGS, a GOAWAY), read to the end.
         while True:
@@ -60,6 +67,7 @@ async def main():
     parser.add_argument("port", type=int)
     parser.add_argument("--idle", type=int, default=600)
     parser.add_argument("--preface", type=int, default=600)
+    parser.add_argument("--bare", type=int, default=0)
     parser.add_argument("--deadline", type=float, default=12.0, help="seconds from the start")
     parser.add_argument("--batch", type=int, default=200)
     args = parser.parse_args()
@@ -69,10 +77,11 @@ async def main():
     started = time.monotonic()
     deadline = started + args.deadline
     results = {kind: {"opened": 0, "connect_failed": 0, "still_open": 0, "closed": []}
-               for kind in ("idle", "preface")}
+               for kind in KINDS}
     kinds = ["idle"] * args.idle + ["preface"] * args.preface
     # Interleave the kinds so both meet the same server state.
     kinds = [k for pair in zip(kinds[: args.idle], kinds[args.idle:]) for k in pair] + kinds[2 * min(args.idle, args.preface):]
+    kinds += ["bare"] * args.bare
     tasks = []
     for start in range(0, len(kinds), args.batch):
         tasks += [asyncio.create_task(one(args.host, args.port, kind, deadline, results))
@@ -83,10 +92,10 @@ async def main():
     out = {kind: summary(result) for kind, result in results.items()}
     out["open_seconds"] = round(opened_in, 3)
     out["total"] = len(kinds)
-    out["closed_by_server"] = sum(out[k]["closed_by_server"] for k in ("idle", "preface"))
-    out["still_open"] = sum(out[k]["still_open"] for k in ("idle", "preface"))
-    out["connect_failed"] = sum(out[k]["connect_failed"] for k in ("idle", "preface"))
-    out["close_s_max"] = max((out[k]["close_s_max"] or 0) for k in ("idle", "preface"))
+    out["closed_by_server"] = sum(out[k]["closed_by_server"] for k in KINDS)
+    out["still_open"] = sum(out[k]["still_open"] for k in KINDS)
+    out["connect_failed"] = sum(out[k]["connect_failed"] for k in KINDS)
+    out["close_s_max"] = max((out[k]["close_s_max"] or 0) for k in KINDS)
     print(json.dumps(out))
 
 
