@@ -32,6 +32,16 @@ async fn start(peer_delay: Duration, adjust: impl FnOnce(&mut ServiceConfig)) ->
     start_on(bind().await, settings, frozen_metrics()).await
 }
 
+/// service-a with `HEADER_READ_TIMEOUT` `head` and a long idle timeout, so
+/// only the head timeout can close a connection within a test.
+async fn start_with_head_timeout(head: Duration) -> TestService {
+    start(Duration::ZERO, |c| {
+        c.limits.header_read_timeout = head;
+        c.limits.connection_idle_timeout = Duration::from_secs(60);
+    })
+    .await
+}
+
 /// An HTTP/2 frame on stream `stream`.
 fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
     let len = (payload.len() as u32).to_be_bytes();
@@ -104,11 +114,7 @@ async fn connect(address: SocketAddr, send: &[u8]) -> TcpStream {
 #[tokio::test]
 async fn an_idle_http1_keep_alive_connection_lives_the_idle_timeout_not_the_head_timeout() {
     let head = Duration::from_millis(300);
-    let a = start(Duration::ZERO, |c| {
-        c.limits.header_read_timeout = head;
-        c.limits.connection_idle_timeout = Duration::from_secs(60);
-    })
-    .await;
+    let a = start_with_head_timeout(head).await;
     let request = b"GET /service-a/healthcheck HTTP/1.1\r\nhost: a\r\n\r\n";
     let mut kept_alive = connect(a.address, request).await;
     let mut answer = [0u8; 4096];
@@ -145,11 +151,7 @@ async fn an_idle_http1_keep_alive_connection_lives_the_idle_timeout_not_the_head
 #[tokio::test]
 async fn unfinished_heads_are_closed_after_the_header_read_timeout_on_both_protocols() {
     let head = Duration::from_millis(500);
-    let a = start(Duration::ZERO, |c| {
-        c.limits.header_read_timeout = head;
-        c.limits.connection_idle_timeout = Duration::from_secs(60);
-    })
-    .await;
+    let a = start_with_head_timeout(head).await;
     let handshake = [PREFACE, EMPTY_SETTINGS].concat();
     let open_block = [
         handshake.as_slice(),
@@ -196,11 +198,7 @@ async fn unfinished_heads_are_closed_after_the_header_read_timeout_on_both_proto
 #[tokio::test]
 async fn a_header_block_trickled_in_continuation_frames_is_bounded() {
     let head = Duration::from_millis(800);
-    let a = start(Duration::ZERO, |c| {
-        c.limits.header_read_timeout = head;
-        c.limits.connection_idle_timeout = Duration::from_secs(60);
-    })
-    .await;
+    let a = start_with_head_timeout(head).await;
     let block = get_block("/service-a/status");
     let opening = [PREFACE, EMPTY_SETTINGS, &frame(0x1, 0x1, 1, &block[..2])].concat();
     let mut stream = connect(a.address, &opening).await;
