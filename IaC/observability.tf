@@ -93,12 +93,15 @@ locals {
       },
       # CPU and memory twice: the task as ECS measures it (app + Service
       # Connect proxy, percent of the task size: what autoscaling tracks) and
-      # the app process alone (EMF). The difference is the proxy's share.
+      # the app process alone (EMF: ProcessCpu in percent of the CPU its
+      # cgroup may use, so of the task's CPU when the task's quota is the
+      # one it sees; else of the host's cores). Same scale: the difference
+      # is the proxy's share.
       {
         title = "${k}: CPU", stat = "Average"
         metrics = [
           ["AWS/ECS", "CPUUtilization", "ClusterName", aws_ecs_cluster.this.name, "ServiceName", aws_ecs_service.this[k].name, { label = "task, % of task_cpu (ECS)" }],
-          [local.metrics_namespace, "ProcessCpu", "Service", k, { label = "app process, % of one core", yAxis = "right" }],
+          [local.metrics_namespace, "ProcessCpu", "Service", k, { label = "app process, % of its CPU quota (EMF)" }],
         ]
       },
       {

@@ -72,7 +72,9 @@ pub const WATCH_STREAMS: MetricSpec = MetricSpec {
     unit: "Count",
     dimension_sets: SERVICE_DIMENSIONS,
 };
-/// CPU used by the process, percent of one core, over the last sample.
+/// CPU used by the process over the last sample, in percent of the CPU it
+/// may use: its cgroup's quota (on ECS the task's CPU), else all the host's
+/// cores. What ECS's CPUUtilization means, for the app process alone.
 pub const PROCESS_CPU: MetricSpec = MetricSpec {
     name: "ProcessCpu",
     unit: "Percent",

@@ -70,6 +70,8 @@ struct PeerStats {
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Gauges {
     pub watch_streams: u64,
+    /// Percent of one core; written as percent of the cores the process may
+    /// use ([`crate::metrics::cpu_capacity_cores`]).
     pub process_cpu_percent: f64,
     pub process_memory_bytes: u64,
 }
@@ -184,7 +186,8 @@ impl Recorder {
         line[catalog::PEER_ERRORS.name] = json!(self.peer.errors.swap(0, Ordering::Relaxed));
         line[catalog::PEER_LATENCY.name] = distribution(&self.peer.latency);
         line[catalog::WATCH_STREAMS.name] = json!(gauges.watch_streams);
-        line[catalog::PROCESS_CPU.name] = json!(gauges.process_cpu_percent);
+        line[catalog::PROCESS_CPU.name] =
+            json!(gauges.process_cpu_percent / crate::metrics::cpu_capacity_cores());
         line[catalog::PROCESS_MEMORY.name] = json!(gauges.process_memory_bytes);
         line[catalog::CONNECTIONS_RECLAIMED.name] =
             json!(self.connections_reclaimed.swap(0, Ordering::Relaxed));

@@ -5,9 +5,15 @@
 //! original app blocked one second per status request). A sampler thread
 //! refreshes on an interval and publishes an immutable [`Sample`]; requests
 //! read the latest one without locking.
+//!
+//! Percentages are of what the process may use, as ECS measures a task:
+//! CPU against its cgroup's quota and memory against its cgroup's limit
+//! ([`cgroup`]), the host's cores and memory only where none is set.
+
+mod cgroup;
 
 use std::{
-    sync::{Arc, Weak},
+    sync::{Arc, OnceLock, Weak},
     thread,
     time::{Duration, Instant, SystemTime},
 };
@@ -24,20 +30,49 @@ pub struct Sample {
     pub cpu_percent: f64,
     /// This process, percent of one core.
     pub process_cpu_percent: f64,
+    /// The cores this process may use: its cgroup's CPU quota, else the
+    /// host's cores.
+    pub cpu_capacity_cores: f64,
     pub memory_used_bytes: u64,
     pub memory_total_bytes: u64,
     pub process_memory_bytes: u64,
-    /// The limit of this process's own cgroup (the container), if one is set.
+    /// The memory limit of this process's cgroup (the container's, or the
+    /// task's above it), if one is set.
     pub container_memory_limit_bytes: Option<u64>,
 }
 
 impl Sample {
+    /// Memory in use in percent: this process's resident memory of its
+    /// cgroup's limit when one is set (what ECS's MemoryUtilization
+    /// compares), else the host's memory in use of its total.
     pub fn memory_percent(&self) -> f64 {
-        if self.memory_total_bytes == 0 {
+        let (used, total) = match self.container_memory_limit_bytes {
+            Some(limit) => (self.process_memory_bytes, limit),
+            None => (self.memory_used_bytes, self.memory_total_bytes),
+        };
+        if total == 0 {
             return 0.0;
         }
-        self.memory_used_bytes as f64 * 100.0 / self.memory_total_bytes as f64
+        used as f64 * 100.0 / total as f64
     }
+
+    /// This process's CPU in percent of what it may use (its cgroup's
+    /// quota, else all the host's cores): what ECS's CPUUtilization means
+    /// for a task.
+    pub fn process_cpu_percent_of_capacity(&self) -> f64 {
+        self.process_cpu_percent / self.cpu_capacity_cores.max(f64::MIN_POSITIVE)
+    }
+}
+
+/// The cores this process may use: its cgroup's CPU quota, else the
+/// host's logical cores. Read once.
+pub fn cpu_capacity_cores() -> f64 {
+    static CORES: OnceLock<f64> = OnceLock::new();
+    *CORES.get_or_init(|| {
+        cgroup::own_limits().cpu_cores.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1.0, |cores| cores.get() as f64)
+        })
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -154,6 +189,7 @@ impl Reading {
             } else {
                 0.0
             },
+            cpu_capacity_cores: cpu_capacity_cores(),
             memory_used_bytes: self.memory_used_bytes,
             memory_total_bytes: self.memory_total_bytes,
             process_memory_bytes: self.process_memory_bytes,
@@ -179,11 +215,9 @@ fn refresh(system: &mut System, pid: Pid) -> Reading {
         memory_used_bytes: system.used_memory(),
         memory_total_bytes: system.total_memory(),
         process_memory_bytes: process.map_or(0, |p| p.memory()),
-        // The process's own cgroup, not the root one: inside a container the
-        // root cgroup is the host's and carries no limit.
-        container_memory_limit_bytes: process
-            .and_then(|p| p.cgroup_limits())
-            .map(|limits| limits.total_memory),
+        // The process's own cgroup (and those above it), not the root one:
+        // inside a container the root cgroup is the host's, with no limit.
+        container_memory_limit_bytes: cgroup::own_limits().memory_bytes,
     }
 }
 
@@ -214,9 +248,39 @@ mod tests {
         assert!(sample.memory_used_bytes <= sample.memory_total_bytes);
         assert!(sample.process_memory_bytes > 0);
         assert!((0.0..=100.0).contains(&sample.memory_percent()));
+        assert!(sample.cpu_capacity_cores > 0.0, "{sample:?}");
         assert!((0.0..=100.0).contains(&sample.cpu_percent));
         assert!(sample.process_cpu_percent > 5.0, "{sample:?}");
         assert!(sample.cpu_percent > 0.0, "{sample:?}");
         busy.join().expect("busy thread");
+    }
+
+    #[test]
+    fn percentages_are_of_what_the_process_may_use() {
+        let host = Sample {
+            taken_at: SystemTime::UNIX_EPOCH,
+            cpu_percent: 0.0,
+            process_cpu_percent: 50.0,
+            cpu_capacity_cores: 2.0,
+            memory_used_bytes: 4 << 30,
+            memory_total_bytes: 16 << 30,
+            process_memory_bytes: 128 << 20,
+            container_memory_limit_bytes: None,
+        };
+        let task = Sample {
+            process_cpu_percent: 20.0,
+            cpu_capacity_cores: 0.25,
+            container_memory_limit_bytes: Some(512 << 20),
+            ..host.clone()
+        };
+        for (sample, cpu, memory) in [(&host, 25.0, 25.0), (&task, 80.0, 25.0)] {
+            assert_eq!(sample.process_cpu_percent_of_capacity(), cpu, "{sample:?}");
+            assert_eq!(sample.memory_percent(), memory, "{sample:?}");
+        }
+        let limited = Sample {
+            process_memory_bytes: 384 << 20,
+            ..task
+        };
+        assert_eq!(limited.memory_percent(), 75.0);
     }
 }
