@@ -55,7 +55,7 @@ use tonic_health::pb::{
 };
 use tower_http::{compression::Compression, set_header::SetResponseHeaderLayer};
 
-pub use cors::{BrowserCors, cors};
+pub use cors::cors;
 pub use error::{ApiError, ServerFault, error_response, grpc_code_name, http_status};
 use routes::{GET_PEER_STATUS, GET_STATUS, HEALTHCHECK, OPENAPI, Route};
 

@@ -3,10 +3,11 @@
 //! HTTP 499 / CANCELLED when no answer was sent). The same point counts the
 //! request for the EMF metrics ([`crate::emf`]), with request lines on or off.
 //!
-//! This layer also gives the request its id ([`super::request_id`]) and its
-//! trace context ([`super::trace_context`]); both are plain fields of the
-//! line, not a tracing span, because a span per request and its
-//! re-serialisation into each line cost more than the line.
+//! A request's [`Entry`], started by the envelope ([`super::envelope`]),
+//! also gives it its id ([`super::request_id`]) and its trace context
+//! ([`super::trace_context`]); both are plain fields of the line, not a
+//! tracing span, because a span per request and its re-serialisation into
+//! each line cost more than the line.
 //!
 //! A gRPC status usually comes in the trailers, after the body, and a
 //! stream's latency is its whole life; so for gRPC the line is written when
@@ -38,13 +39,8 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use status_gateway::{ServerFault, grpc_code_name, http_status};
 use tokio::sync::Notify;
-use tower::{Layer, Service};
 
-use super::{
-    protocol::{Protocol, is_grpc},
-    request_id::ensure_request_id,
-    trace_context::TraceContext,
-};
+use super::{protocol::Protocol, request_id::ensure_request_id, trace_context::TraceContext};
 use crate::{
     emf::{CodeClass, Recorder, RouteId},
     telemetry::{Ending, ServerSpan, Spans},
@@ -62,8 +58,10 @@ pub struct ClientAddress(pub SocketAddr);
 #[derive(Debug, Clone)]
 pub(crate) struct Panicked(pub(crate) String);
 
+/// The access log of one service: its name, its metrics and its requests
+/// in flight. Built once; each request's [`Entry`] refers to it.
 #[derive(Debug, Clone)]
-pub(crate) struct AccessLogLayer {
+pub(crate) struct AccessLog {
     shared: Arc<Shared>,
 }
 
@@ -82,7 +80,7 @@ struct Shared {
     aborting: AtomicBool,
 }
 
-impl AccessLogLayer {
+impl AccessLog {
     pub(crate) fn new(service: &str, recorder: Arc<Recorder>, spans: Spans) -> Self {
         Self {
             shared: Arc::new(Shared {
@@ -131,26 +129,11 @@ impl InFlightRequests {
     }
 }
 
-impl<S> Layer<S> for AccessLogLayer {
-    type Service = AccessLog<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        AccessLog {
-            inner,
-            shared: Arc::clone(&self.shared),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct AccessLog<S> {
-    inner: S,
-    shared: Arc<Shared>,
-}
-
-/// What the metrics and the line need, carried until the request ends.
+/// One request's access entry: what the metrics and the line need,
+/// carried until the request ends. It is the finished record too: start,
+/// end (latency), ids, method, route, status and gRPC code.
 #[derive(Debug)]
-struct Entry {
+pub(crate) struct Entry {
     shared: Arc<Shared>,
     route: RouteId,
     protocol: Protocol,
@@ -203,33 +186,88 @@ impl Outcome {
 }
 
 impl Entry {
-    fn new<B>(
-        shared: &Arc<Shared>,
-        request: &Request<B>,
-        line: Option<LineFields>,
-        trace: &TraceContext,
-    ) -> Self {
-        let route = shared.recorder.route(target(request));
-        let protocol = Protocol::of(request);
+    /// Starts the entry of `request` (whose protocol is `protocol`): gives it
+    /// its request id (returned, for the answer), its trace context (in its
+    /// extensions, for the peer call) and, when sampled for export, its
+    /// SERVER span.
+    pub(crate) fn start<B>(
+        log: &AccessLog,
+        protocol: Protocol,
+        request: &mut Request<B>,
+    ) -> (Self, HeaderValue) {
+        let shared = &log.shared;
+        let request_id = ensure_request_id(request.headers_mut());
+        let mut trace = TraceContext::from_headers(request.headers());
+        shared.spans.sample(&mut trace);
+        let target = target(protocol, request);
+        // Nothing to carry when the line would not be written (RUST_LOG=warn).
+        let line = tracing::enabled!(tracing::Level::INFO).then(|| {
+            Box::new(LineFields::new(
+                request,
+                target,
+                request_id.clone(),
+                trace.clone(),
+            ))
+        });
+        let route = shared.recorder.route(target);
         let span = trace.sink().map(|sink| {
             Box::new(ServerSpan::new(
                 trace.clone(),
                 sink.clone(),
                 request.method(),
-                target(request),
+                target,
                 protocol.is_grpc(),
                 shared.recorder.is_known(route),
             ))
         });
+        request.extensions_mut().insert(trace);
         shared.open.fetch_add(1, Ordering::AcqRel);
-        Self {
+        let entry = Self {
             shared: Arc::clone(shared),
             route,
             protocol,
             started: Instant::now(),
-            line: line.map(Box::new),
+            line,
             span,
+        };
+        (entry, request_id)
+    }
+
+    /// The request ended without an answer: the client went away (or the
+    /// server cut it off at its stop). 499 is nginx's "client closed request".
+    pub(crate) fn abandoned(self) {
+        let outcome = self.cut_short();
+        self.finish(499, None, outcome);
+    }
+
+    /// The answer's head is ready: puts the request id on it, writes a
+    /// handler's panic or server fault once, and counts and logs the request
+    /// now (REST, trailers-only gRPC) or when its body ends.
+    pub(crate) fn answered<B>(
+        self,
+        mut response: Response<B>,
+        request_id: HeaderValue,
+    ) -> Response<LoggedBody<B>> {
+        response
+            .headers_mut()
+            .insert(super::request_id::REQUEST_ID_HEADER, request_id);
+        if let Some(line) = &self.line {
+            let service = &self.shared.service;
+            if let Some(Panicked(message)) = response.extensions().get::<Panicked>() {
+                line.write_fault(service, tonic::Code::Internal, message, "handler panicked");
+            } else if let Some(fault) = response.extensions().get::<ServerFault>() {
+                line.write_fault(service, fault.code, &fault.message, "request failed");
+            }
         }
+        let status = response.status().as_u16();
+        // REST answers, and "trailers-only" gRPC answers (most errors, with
+        // grpc-status in the head), are complete already.
+        let head_grpc_status = response.headers().get("grpc-status").map(grpc_code);
+        if !self.protocol.is_grpc() || head_grpc_status.is_some() {
+            self.finish(status, head_grpc_status, Outcome::Completed);
+            return response.map(LoggedBody::done);
+        }
+        response.map(|body| LoggedBody::pending(body, (self, status)))
     }
 
     /// How a request that ended without its whole answer ended: cancelled
@@ -281,12 +319,17 @@ impl Entry {
 }
 
 impl LineFields {
-    fn new<B>(request: &Request<B>, request_id: HeaderValue, trace: TraceContext) -> Self {
+    fn new<B>(
+        request: &Request<B>,
+        target: &str,
+        request_id: HeaderValue,
+        trace: TraceContext,
+    ) -> Self {
         Self {
             request_id,
             trace,
             method: request.method().clone(),
-            target: truncated(target(request)),
+            target: truncated(target),
             peer: request.extensions().get::<ClientAddress>().map(|c| c.0),
             forwarded_for: last_forwarded_for(request.headers()),
             user_agent: request
@@ -353,9 +396,9 @@ impl LineFields {
 }
 
 /// The path (REST) or the rpc (gRPC: `/package.Service/Method` without the slash).
-fn target<B>(request: &Request<B>) -> &str {
+fn target<B>(protocol: Protocol, request: &Request<B>) -> &str {
     let path = request.uri().path();
-    if is_grpc(request.headers()) {
+    if protocol.is_grpc() {
         path.strip_prefix('/').unwrap_or(path)
     } else {
         path
@@ -420,102 +463,6 @@ fn truncated(text: &str) -> String {
     format!("{}...", &text[..end])
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for AccessLog<S>
-where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-{
-    type Response = Response<LoggedBody<ResBody>>;
-    type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let request_id = ensure_request_id(request.headers_mut());
-        let mut trace = TraceContext::from_headers(request.headers());
-        self.shared.spans.sample(&mut trace);
-        // Nothing to carry when the line would not be written (RUST_LOG=warn).
-        let line = tracing::enabled!(tracing::Level::INFO)
-            .then(|| LineFields::new(&request, request_id.clone(), trace.clone()));
-        let entry = Some(Entry::new(&self.shared, &request, line, &trace));
-        request.extensions_mut().insert(trace);
-        ResponseFuture {
-            inner: self.inner.call(request),
-            request_id,
-            entry,
-        }
-    }
-}
-
-pin_project! {
-    pub(crate) struct ResponseFuture<F> {
-        #[pin]
-        inner: F,
-        request_id: HeaderValue,
-        entry: Option<Entry>,
-    }
-
-    impl<F> PinnedDrop for ResponseFuture<F> {
-        fn drop(this: Pin<&mut Self>) {
-            // Dropped before an answer: the client went away (or the
-            // connection was closed at shutdown). 499 is nginx's "client
-            // closed request".
-            if let Some(entry) = this.project().entry.take() {
-                let outcome = entry.cut_short();
-                entry.finish(499, None, outcome);
-            }
-        }
-    }
-}
-
-impl<F, B, E> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-{
-    type Output = Result<Response<LoggedBody<B>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let mut response = match ready!(this.inner.poll(cx)) {
-            Ok(response) => response,
-            Err(error) => {
-                if let Some(entry) = this.entry.take() {
-                    entry.finish(500, None, Outcome::Cancelled);
-                }
-                return Poll::Ready(Err(error));
-            }
-        };
-        response.headers_mut().insert(
-            super::request_id::REQUEST_ID_HEADER,
-            this.request_id.clone(),
-        );
-        let Some(entry) = this.entry.take() else {
-            return Poll::Ready(Ok(response.map(LoggedBody::done)));
-        };
-        if let Some(line) = &entry.line {
-            let service = &entry.shared.service;
-            if let Some(Panicked(message)) = response.extensions().get::<Panicked>() {
-                line.write_fault(service, tonic::Code::Internal, message, "handler panicked");
-            } else if let Some(fault) = response.extensions().get::<ServerFault>() {
-                line.write_fault(service, fault.code, &fault.message, "request failed");
-            }
-        }
-        let status = response.status().as_u16();
-        // REST answers, and "trailers-only" gRPC answers (most errors, with
-        // grpc-status in the head), are complete already.
-        let head_grpc_status = response.headers().get("grpc-status").map(grpc_code);
-        if !entry.protocol.is_grpc() || head_grpc_status.is_some() {
-            entry.finish(status, head_grpc_status, Outcome::Completed);
-            return Poll::Ready(Ok(response.map(LoggedBody::done)));
-        }
-        Poll::Ready(Ok(
-            response.map(|body| LoggedBody::pending(body, (entry, status)))
-        ))
-    }
-}
-
 pin_project! {
     /// A response body that writes the access line when it ends.
     pub(crate) struct LoggedBody<B> {
@@ -535,7 +482,7 @@ pin_project! {
 }
 
 impl<B> LoggedBody<B> {
-    fn done(inner: B) -> Self {
+    pub(crate) fn done(inner: B) -> Self {
         Self {
             inner,
             pending: None,

@@ -9,18 +9,11 @@
 //! It bounds the time to the response head: a stream, once started, lives
 //! until the client or the server ends it.
 
-use std::{
-    convert::Infallible,
-    pin::Pin,
-    task::{Context, Poll},
-    time::Duration,
-};
+use std::time::Duration;
 
 use axum::body::Body;
-use http::{HeaderMap, Request, Response};
-use pin_project_lite::pin_project;
-use tokio::time::{Instant, Sleep, sleep_until};
-use tower::{Layer, Service};
+use http::{HeaderMap, Response};
+use tokio::time::Instant;
 
 use super::protocol::{Protocol, error_response};
 
@@ -35,93 +28,28 @@ impl RequestDeadline {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct DeadlineLayer {
-    pub(crate) request_timeout: Duration,
-}
-
-impl<S> Layer<S> for DeadlineLayer {
-    type Service = Deadline<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Deadline {
-            inner,
-            request_timeout: self.request_timeout,
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct Deadline<S> {
-    inner: S,
+/// A request's time: its caller's `grpc-timeout` (gRPC and gRPC-Web, whose
+/// callers send it too and CORS allows it) or `request_timeout`, whichever
+/// is sooner.
+pub(crate) fn timeout_of(
+    protocol: Protocol,
+    headers: &HeaderMap,
     request_timeout: Duration,
-}
-
-impl<S, B> Service<Request<B>> for Deadline<S>
-where
-    S: Service<Request<B>, Response = Response<Body>, Error = Infallible>,
-{
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = DeadlineFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let protocol = Protocol::of(&request);
-        // gRPC-Web callers send `grpc-timeout` too (CORS allows it).
-        let timeout = if protocol.is_grpc() {
-            grpc_timeout(request.headers())
-                .map_or(self.request_timeout, |t| t.min(self.request_timeout))
-        } else {
-            self.request_timeout
-        };
-        let deadline = Instant::now() + timeout;
-        request.extensions_mut().insert(RequestDeadline(deadline));
-        DeadlineFuture {
-            inner: self.inner.call(request),
-            sleep: sleep_until(deadline),
-            protocol,
-            timeout,
-        }
+) -> Duration {
+    if protocol.is_grpc() {
+        grpc_timeout(headers).map_or(request_timeout, |t| t.min(request_timeout))
+    } else {
+        request_timeout
     }
 }
 
-pin_project! {
-    pub(crate) struct DeadlineFuture<F> {
-        #[pin]
-        inner: F,
-        #[pin]
-        sleep: Sleep,
-        protocol: Protocol,
-        timeout: Duration,
-    }
-}
-
-impl<F> Future for DeadlineFuture<F>
-where
-    F: Future<Output = Result<Response<Body>, Infallible>>,
-{
-    type Output = Result<Response<Body>, Infallible>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        if let Poll::Ready(response) = this.inner.poll(cx) {
-            return Poll::Ready(response);
-        }
-        match this.sleep.poll(cx) {
-            Poll::Ready(()) => {
-                let status = tonic::Status::deadline_exceeded(format!(
-                    "not answered within the request's deadline of {}",
-                    humantime::format_duration(*this.timeout)
-                ));
-                Poll::Ready(Ok(error_response(*this.protocol, status)))
-            }
-            Poll::Pending => Poll::Pending,
-        }
-    }
+/// The answer when `timeout` passed first: DEADLINE_EXCEEDED, 504 over REST.
+pub(crate) fn deadline_exceeded(protocol: Protocol, timeout: Duration) -> Response<Body> {
+    let status = tonic::Status::deadline_exceeded(format!(
+        "not answered within the request's deadline of {}",
+        humantime::format_duration(timeout)
+    ));
+    error_response(protocol, status)
 }
 
 /// The caller's deadline from its `grpc-timeout` header (`<1-8 digits><unit>`,
@@ -148,7 +76,6 @@ pub(crate) fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use http::HeaderValue;
-    use tower::ServiceExt;
 
     use super::*;
 
@@ -191,81 +118,38 @@ mod tests {
         assert_eq!(grpc_timeout(&HeaderMap::new()), None);
     }
 
-    /// A handler that never answers.
-    fn hung()
-    -> impl Service<Request<()>, Response = Response<Body>, Error = Infallible, Future: Send> + Clone
-    {
-        tower::service_fn(|_: Request<()>| std::future::pending())
-    }
-
-    fn request(grpc_timeout: Option<&str>, content_type: Option<&str>) -> Request<()> {
-        let mut builder = Request::builder().uri("/x");
-        if let Some(content_type) = content_type {
-            builder = builder.header("content-type", content_type);
-        }
-        if let Some(value) = grpc_timeout {
-            builder = builder.header("grpc-timeout", value);
-        }
-        builder.body(()).expect("request")
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_sooner_of_grpc_timeout_and_request_timeout_wins() {
-        let layer = DeadlineLayer {
-            request_timeout: Duration::from_secs(30),
-        };
-        let grpc = Some("application/grpc");
-        for (timeout, content_type, expected) in [
-            (Some("300m"), grpc, Duration::from_millis(300)),
-            (Some("1H"), grpc, Duration::from_secs(30)),
-            (None, grpc, Duration::from_secs(30)),
+    #[test]
+    fn the_sooner_of_grpc_timeout_and_request_timeout_wins() {
+        let request_timeout = Duration::from_secs(30);
+        for (timeout, protocol, expected) in [
+            (Some("300m"), Protocol::Grpc, Duration::from_millis(300)),
+            (Some("1H"), Protocol::Grpc, Duration::from_secs(30)),
+            (None, Protocol::Grpc, Duration::from_secs(30)),
             // gRPC-Web's deadline is the caller's too.
-            (
-                Some("300m"),
-                Some("application/grpc-web+proto"),
-                Duration::from_millis(300),
-            ),
+            (Some("300m"), Protocol::GrpcWeb, Duration::from_millis(300)),
             (
                 Some("200m"),
-                Some("application/grpc-web-text"),
+                Protocol::GrpcWebText,
                 Duration::from_millis(200),
             ),
             // REST ignores grpc-timeout.
-            (Some("300m"), None, Duration::from_secs(30)),
+            (Some("300m"), Protocol::Http1, Duration::from_secs(30)),
+            (Some("300m"), Protocol::H2c, Duration::from_secs(30)),
         ] {
-            let started = Instant::now();
-            let response = layer
-                .layer(hung())
-                .oneshot(request(timeout, content_type))
-                .await
-                .expect("infallible");
-            assert_eq!(started.elapsed(), expected, "{timeout:?} {content_type:?}");
-            if content_type.is_some() {
-                assert_eq!(response.headers()["grpc-status"], "4", "DEADLINE_EXCEEDED");
-            } else {
-                assert_eq!(response.status(), 504);
-            }
+            let headers = timeout.map_or_else(HeaderMap::new, with_timeout);
+            assert_eq!(
+                timeout_of(protocol, &headers, request_timeout),
+                expected,
+                "{timeout:?} {protocol:?}"
+            );
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn the_handler_sees_its_deadline() {
-        let layer = DeadlineLayer {
-            request_timeout: Duration::from_secs(30),
-        };
-        let seen = tower::service_fn(|request: Request<()>| async move {
-            let deadline = request.extensions().get::<RequestDeadline>().copied();
-            assert_eq!(
-                deadline.map(RequestDeadline::remaining),
-                Some(Duration::from_millis(300))
-            );
-            Ok::<_, Infallible>(Response::new(Body::empty()))
-        });
-        let response = layer
-            .layer(seen)
-            .oneshot(request(Some("300m"), Some("application/grpc")))
-            .await
-            .expect("infallible");
-        assert_eq!(response.status(), 200);
+    #[test]
+    fn the_deadline_answer_is_in_the_callers_protocol() {
+        let grpc = deadline_exceeded(Protocol::Grpc, Duration::from_millis(300));
+        assert_eq!(grpc.headers()["grpc-status"], "4", "DEADLINE_EXCEEDED");
+        let rest = deadline_exceeded(Protocol::Http1, Duration::from_millis(300));
+        assert_eq!(rest.status(), 504);
     }
 }

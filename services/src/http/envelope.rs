@@ -129,17 +129,18 @@ impl<D> Core<D> {
     where
         D: Dispatch<B>,
     {
-        let admission = match self.shed.admit(request.uri().path(), protocol) {
+        let admission = match self.shed.admit(request.uri().path()) {
             Ok(admission) => admission,
-            Err(refused) => return CoreFuture::ready(refused.map(AppBody::http)),
+            Err(overloaded) => {
+                return CoreFuture::ready(overloaded.response(protocol).map(AppBody::http));
+            }
         };
         let timeout = timeout_of(protocol, request.headers(), self.request_timeout);
         let deadline = Instant::now() + timeout;
         request.extensions_mut().insert(RequestDeadline(deadline));
         // A panic while starting the handler answers like one in it.
-        match std::panic::catch_unwind(AssertUnwindSafe(|| {
-            self.routes.dispatch(protocol, request)
-        })) {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| self.routes.dispatch(protocol, request)))
+        {
             Ok(inner) => CoreFuture::Running {
                 inner,
                 admission,
@@ -281,9 +282,15 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
-            CoreProjection::Ready { response } => Poll::Ready(Ok(response
-                .take()
-                .unwrap_or_else(|| error_response(Protocol::Http1, tonic::Status::internal("polled after completion")).map(AppBody::http)))),
+            CoreProjection::Ready { response } => {
+                Poll::Ready(Ok(response.take().unwrap_or_else(|| {
+                    error_response(
+                        Protocol::Http1,
+                        tonic::Status::internal("polled after completion"),
+                    )
+                    .map(AppBody::http)
+                })))
+            }
             CoreProjection::Running {
                 inner,
                 admission,

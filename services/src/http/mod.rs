@@ -4,6 +4,7 @@
 
 pub(crate) mod access_log;
 pub(crate) mod deadline;
+pub(crate) mod envelope;
 pub(crate) mod grpc_limits;
 pub(crate) mod load_shed;
 pub(crate) mod protocol;

@@ -1,58 +1,59 @@
-//! The HTTP service of one instance: what every request passes through,
-//! outermost first.
+//! The HTTP service of one instance: the request envelope
+//! ([`crate::http::envelope`]: request id and trace context, one access line
+//! per request, CORS for browsers, load shedding, the deadline, a handler's
+//! panic answered in its protocol) around the routes, chosen by content
+//! type:
 //!
-//! 1. access log: the request id, and one line per request however it ends;
-//! 2. CORS, for requests from browsers (with an `Origin`) only: every
-//!    preflight answered, and every answer readable by the page, the
-//!    refusals of the layers below included;
-//! 3. load shedding: beyond `MAX_CONCURRENT_REQUESTS`, refused at once
-//!    (health checks never);
-//! 4. deadline: `grpc-timeout` or `REQUEST_TIMEOUT`, answered with
-//!    DEADLINE_EXCEEDED / 504 when it passes;
-//! 5. dispatch by content type: gRPC (Status, Health, reflection v1 and
-//!    v1alpha) or the REST gateway, each behind its own catch-panic layer,
-//!    so a handler's panic answers that request alone (INTERNAL / 500) in
-//!    its own protocol instead of dropping a connection that carries other
-//!    callers' streams. gRPC requests are held to small messages and
-//!    long-lived streams to `MAX_WATCH_STREAMS` ([`crate::http::grpc_limits`]).
+//! - gRPC: Status, Health and reflection v1 and v1alpha, by the service
+//!   name in the path, straight to tonic's generated servers (no router, no
+//!   per-route layers); request messages held to 4 KiB and long-lived
+//!   streams to `MAX_WATCH_STREAMS` ([`crate::http::grpc_limits`]);
+//! - gRPC-Web: the same, behind tonic-web (browsers only, so native gRPC
+//!   calls do not pay for it);
+//! - everything else: the REST gateway.
 
 use std::{
-    any::Any,
     convert::Infallible,
+    fmt::Display,
+    pin::Pin,
     sync::Arc,
-    task::{Context, Poll},
+    task::{Context, Poll, ready},
 };
 
-use axum::{Router, body::Body, routing::future::RouteFuture};
+use axum::{Router, routing::future::RouteFuture};
 use bytes::Bytes;
 use http::{Request, Response};
+use pin_project_lite::pin_project;
 use status_api::v1::status_service_server::StatusServiceServer;
-use status_gateway::BrowserCors;
-use tonic::{codec::CompressionEncoding, server::NamedService, service::Routes};
+use tonic::{codec::CompressionEncoding, codegen::BoxFuture, server::NamedService};
 use tonic_health::{
     pb::health_server::HealthServer,
     server::{HealthReporter, HealthService},
 };
-use tower::{Layer, Service};
-use tower_http::catch_panic::{CatchPanicLayer, ResponseForPanic};
+use tonic_web::{GrpcWebLayer, GrpcWebService};
+use tower::{Layer, Service, util::BoxCloneSyncService};
 
 use super::ServeError;
 use crate::{
     config::ServerLimits,
     emf::Recorder,
     http::{
-        access_log::{AccessLog, AccessLogLayer, InFlightRequests, Panicked},
-        deadline::{Deadline, DeadlineLayer},
-        grpc_limits::{MAX_REQUEST_MESSAGE_BYTES, MessageLimit, StreamLimit},
-        load_shed::{LoadShed, LoadShedLayer},
-        protocol::{Protocol, error_response},
+        access_log::{AccessLog, InFlightRequests},
+        envelope::{AppBody, Dispatch, Envelope},
+        grpc_limits::{MAX_REQUEST_MESSAGE_BYTES, MessageLimit, StreamLimit, StreamLimitFuture},
+        load_shed::LoadShed,
+        protocol::Protocol,
     },
     status::{Lifecycle, StatusApi},
     telemetry::Spans,
 };
 
 /// The HTTP service of one instance.
-pub(crate) type App = AccessLog<BrowserCors<LoadShed<Deadline<GrpcOrRest>>>>;
+pub(crate) type App = Envelope<GrpcOrRest>;
+
+type GrpcBody = tonic::body::Body;
+/// A gRPC server behind a box: reflection's type cannot be named.
+type BoxedGrpc = BoxCloneSyncService<Request<GrpcBody>, Response<GrpcBody>, Infallible>;
 
 // contract: a generated gRPC server that accepts gzip and zstd requests and
 // compresses its answers when the client asks (`grpc-accept-encoding`).
@@ -81,11 +82,6 @@ pub(crate) fn app(
     let health = Arc::new(HealthService::from_health_reporter(health.clone()));
     let api = Arc::new(api);
     let rest = status_gateway::router(&service, Arc::clone(&api), Arc::clone(&health));
-    // Around the whole router, not with `Router::layer`, which boxes every
-    // route once more per layer: each request then cloned every box (two
-    // layers were ~10 allocations a request; bench/findings.md).
-    let rest = Router::new()
-        .fallback_service(CatchPanicLayer::custom(PanicResponse(Protocol::Http1)).layer(rest));
 
     // Both reflection versions describe every service on the port: ours,
     // health (so `grpcurl describe grpc.health.v1.Health` works) and both
@@ -100,73 +96,56 @@ pub(crate) fn app(
                 tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
             )
     };
-    // contract: gzip/zstd requests accepted and answers compressed when the
-    // client asks, on Status and Health.
     // Health/Watch and reflection streams: bounded and ended at stop, as
     // WatchStatus is by itself.
-    let streams = |is_stream| StreamLimits {
-        lifecycle,
-        service: &service,
-        is_stream,
-    };
-    let grpc = Routes::new(compressed!(StatusServiceServer::from_arc(api)))
-        .add_service(
-            streams(|path| path.ends_with("/Watch"))
-                .around(compressed!(HealthServer::from_arc(health))),
-        )
-        .add_service(
-            streams(|_| true).around(
+    let streams =
+        |server, is_stream| StreamLimit::new(server, Arc::clone(lifecycle), &service, is_stream);
+    let grpc = GrpcRoutes {
+        // contract: gzip/zstd requests accepted and answers compressed when
+        // the client asks, on Status and Health.
+        status: compressed!(StatusServiceServer::from_arc(api)),
+        health: streams(
+            BoxCloneSyncService::new(compressed!(HealthServer::from_arc(health))),
+            |path| path.ends_with("/Watch"),
+        ),
+        reflection_v1: streams(
+            BoxCloneSyncService::new(
                 reflection()
                     .build_v1()?
                     .max_decoding_message_size(MAX_REQUEST_MESSAGE_BYTES),
             ),
-        )
-        .add_service(
-            streams(|_| true).around(
+            |_| true,
+        ),
+        reflection_v1alpha: streams(
+            BoxCloneSyncService::new(
                 reflection()
                     .build_v1alpha()?
                     .max_decoding_message_size(MAX_REQUEST_MESSAGE_BYTES),
             ),
-        )
-        .into_axum_router()
-        .layer(CatchPanicLayer::custom(PanicResponse(Protocol::Grpc)));
-    // contract: gRPC-Web (tonic-web), for browsers only, so native gRPC
-    // calls do not pay for it.
-    let grpc_web = grpc.clone().layer(tonic_web::GrpcWebLayer::new());
+            |_| true,
+        ),
+    };
+    // contract: gRPC-Web (tonic-web), for browsers only.
+    let grpc_web = GrpcWebLayer::new().layer(grpc.clone());
     // contract: end
 
     let rest_health_path = status_gateway::healthcheck_path(&service);
-    let shed = LoadShedLayer::new(limits.max_concurrent_requests, &service, rest_health_path);
-    let deadline = DeadlineLayer {
-        request_timeout: limits.request_timeout,
-    };
+    let shed = LoadShed::new(limits.max_concurrent_requests, &service, rest_health_path);
+    let log = AccessLog::new(&service, recorder, spans);
+    let in_flight = log.in_flight();
     let routes = GrpcOrRest {
         grpc,
         grpc_web,
         rest,
     };
-    let access_log = AccessLogLayer::new(&service, recorder, spans);
-    let in_flight = access_log.in_flight();
-    let app = access_log.layer(status_gateway::cors().layer(shed.layer(deadline.layer(routes))));
+    let app = Envelope::new(
+        log,
+        shed,
+        limits.request_timeout,
+        status_gateway::cors(),
+        routes,
+    );
     Ok((app, in_flight))
-}
-
-/// How one gRPC server's streaming calls are held to `MAX_WATCH_STREAMS`.
-struct StreamLimits<'a> {
-    lifecycle: &'a Arc<Lifecycle>,
-    service: &'a str,
-    is_stream: fn(&str) -> bool,
-}
-
-impl StreamLimits<'_> {
-    fn around<S>(&self, server: S) -> StreamLimit<S> {
-        StreamLimit::new(
-            server,
-            Arc::clone(self.lifecycle),
-            self.service,
-            self.is_stream,
-        )
-    }
 }
 
 /// The routes the EMF metrics name (every other path counts as `other`):
@@ -194,119 +173,236 @@ pub(crate) fn known_routes(service: &str) -> Vec<String> {
     routes
 }
 
-/// Sends gRPC requests (by content type) to the gRPC routes and everything
-/// else to the REST gateway. Each side keeps its own fallback: unknown rpcs
-/// get gRPC UNIMPLEMENTED, unknown REST paths a JSON 404.
-#[derive(Debug, Clone)]
-pub(crate) struct GrpcOrRest {
-    grpc: Router,
-    /// contract: the gRPC routes behind tonic-web.
-    grpc_web: Router,
-    rest: Router,
+/// The gRPC servers of the port, found by the service name in the path.
+#[derive(Clone)]
+pub(crate) struct GrpcRoutes {
+    status: StatusServiceServer<StatusApi>,
+    health: StreamLimit<BoxedGrpc>,
+    reflection_v1: StreamLimit<BoxedGrpc>,
+    reflection_v1alpha: StreamLimit<BoxedGrpc>,
 }
 
-impl<B> Service<Request<B>> for GrpcOrRest
-where
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<axum::BoxError>,
-{
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = RouteFuture<Infallible>;
+const STATUS: &str = <StatusServiceServer<StatusApi> as NamedService>::NAME;
+const HEALTH: &str = <HealthServer<HealthService> as NamedService>::NAME;
+const REFLECTION_V1: &str = "grpc.reflection.v1.ServerReflection";
+const REFLECTION_V1ALPHA: &str = "grpc.reflection.v1alpha.ServerReflection";
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        // axum routers are always ready.
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        match Protocol::of(&request) {
-            // base64 text is framed only once tonic-web decoded it: tonic's
-            // own limit (OUT_OF_RANGE) holds it.
-            Protocol::GrpcWebText => self.grpc_web.call(request),
-            Protocol::GrpcWeb => self.grpc_web.call(request.map(MessageLimit::new)),
-            Protocol::Grpc => self.grpc.call(request.map(MessageLimit::new)),
-            Protocol::Http1 | Protocol::H2c => self.rest.call(request),
+impl GrpcRoutes {
+    fn route<B>(&self, request: Request<B>) -> GrpcFuture
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<axum::BoxError> + Send + 'static,
+    {
+        // `/package.Service/Method`
+        let service = request
+            .uri()
+            .path()
+            .get(1..)
+            .and_then(|path| path.split_once('/'));
+        let limited =
+            |mut server: StreamLimit<BoxedGrpc>, request: Request<B>| GrpcFuture::Limited {
+                future: server.call(request.map(GrpcBody::new)),
+            };
+        match service.map(|(service, _)| service) {
+            Some(STATUS) => GrpcFuture::Boxed {
+                future: self.status.clone().call(request),
+            },
+            Some(HEALTH) => limited(self.health.clone(), request),
+            Some(REFLECTION_V1) => limited(self.reflection_v1.clone(), request),
+            Some(REFLECTION_V1ALPHA) => limited(self.reflection_v1alpha.clone(), request),
+            _ => GrpcFuture::Unimplemented {
+                response: Some(
+                    tonic::Status::unimplemented("no such service or method").into_http(),
+                ),
+            },
         }
     }
 }
 
-/// The answer to a request whose handler panicked: INTERNAL in the
-/// request's protocol, marked so the access log writes the panic with the
-/// request's id.
-#[derive(Debug, Clone, Copy)]
-struct PanicResponse(Protocol);
+impl Service<Request<GrpcBody>> for GrpcRoutes {
+    type Response = Response<GrpcBody>;
+    type Error = Infallible;
+    type Future = GrpcFuture;
 
-impl ResponseForPanic for PanicResponse {
-    type ResponseBody = Body;
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
 
-    fn response_for_panic(&mut self, panic: Box<dyn Any + Send + 'static>) -> Response<Body> {
-        let message = panic
-            .downcast_ref::<&str>()
-            .map(|text| (*text).to_owned())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a panic without a message".to_owned());
-        let mut response = error_response(self.0, tonic::Status::internal("internal error"));
-        response.extensions_mut().insert(Panicked(message));
-        response
+    fn call(&mut self, request: Request<GrpcBody>) -> Self::Future {
+        self.route(request)
+    }
+}
+
+pin_project! {
+    #[project = GrpcProjection]
+    pub(crate) enum GrpcFuture {
+        Boxed { #[pin] future: BoxFuture<Response<GrpcBody>, Infallible> },
+        Limited { #[pin] future: StreamLimitFuture<BoxFuture<Response<GrpcBody>, Infallible>> },
+        Unimplemented { response: Option<Response<GrpcBody>> },
+    }
+}
+
+impl Future for GrpcFuture {
+    type Output = Result<Response<GrpcBody>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            GrpcProjection::Boxed { future } => future.poll(cx),
+            GrpcProjection::Limited { future } => future.poll(cx),
+            GrpcProjection::Unimplemented { response } => {
+                Poll::Ready(Ok(response.take().unwrap_or_else(|| {
+                    tonic::Status::internal("polled after completion").into_http()
+                })))
+            }
+        }
+    }
+}
+
+/// Sends gRPC requests (by content type) to the gRPC servers and
+/// everything else to the REST gateway. Each side answers unknown paths in
+/// its protocol: gRPC UNIMPLEMENTED, a JSON 404.
+pub(crate) struct GrpcOrRest {
+    grpc: GrpcRoutes,
+    /// contract: the gRPC servers behind tonic-web.
+    grpc_web: GrpcWebService<GrpcRoutes>,
+    rest: Router,
+}
+
+impl<B> Dispatch<B> for GrpcOrRest
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError> + Display + Send + 'static,
+{
+    type Future = RoutesFuture;
+
+    fn dispatch(&self, protocol: Protocol, request: Request<B>) -> RoutesFuture {
+        match protocol {
+            Protocol::Grpc => RoutesFuture::Grpc {
+                future: self.grpc.route(request.map(MessageLimit::new)),
+            },
+            Protocol::GrpcWeb => RoutesFuture::GrpcWeb {
+                future: self.grpc_web.clone().call(request.map(MessageLimit::new)),
+            },
+            // base64 text is framed only once tonic-web decoded it: tonic's
+            // own limit (OUT_OF_RANGE) holds it.
+            Protocol::GrpcWebText => RoutesFuture::GrpcWeb {
+                future: self.grpc_web.clone().call(request),
+            },
+            Protocol::Http1 | Protocol::H2c => RoutesFuture::Rest {
+                future: self.rest.clone().call(request),
+            },
+        }
+    }
+}
+
+pin_project! {
+    #[project = RoutesProjection]
+    pub(crate) enum RoutesFuture {
+        Grpc { #[pin] future: GrpcFuture },
+        GrpcWeb { #[pin] future: tonic_web::ResponseFuture<GrpcFuture> },
+        Rest { #[pin] future: RouteFuture<Infallible> },
+    }
+}
+
+impl Future for RoutesFuture {
+    type Output = Response<AppBody>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Poll::Ready(match self.project() {
+            RoutesProjection::Grpc { future } => {
+                let Ok(response) = ready!(future.poll(cx));
+                response.map(AppBody::grpc)
+            }
+            RoutesProjection::GrpcWeb { future } => match ready!(future.poll(cx)) {
+                Ok(response) => response.map(AppBody::grpc),
+                Err(never) => match never {},
+            },
+            RoutesProjection::Rest { future } => {
+                let Ok(response) = ready!(future.poll(cx));
+                response.map(AppBody::http)
+            }
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use axum::routing::get;
+    use std::time::Duration;
+
+    use axum::body::Body;
     use http_body_util::BodyExt;
+    use tokio::time::Instant;
     use tower::ServiceExt;
 
     use super::*;
+    use crate::http::RequestDeadline;
 
-    async fn panics() -> &'static str {
-        panic!("boom")
+    /// Routes that panic, or never answer, or answer with what they saw.
+    #[derive(Clone, Copy)]
+    enum Handler {
+        Panics,
+        Hangs,
+        ShowsDeadline,
     }
 
-    fn panicking_routes() -> GrpcOrRest {
-        GrpcOrRest {
-            grpc_web: Router::new(),
-            grpc: Router::new()
-                .route(
-                    "/scdemo.status.v1.StatusService/GetStatus",
-                    axum::routing::post(panics),
-                )
-                .layer(CatchPanicLayer::custom(PanicResponse(Protocol::Grpc))),
-            rest: Router::new()
-                .route("/service-a/status", get(panics))
-                .layer(CatchPanicLayer::custom(PanicResponse(Protocol::Http1))),
+    impl Dispatch<Body> for Handler {
+        type Future = Pin<Box<dyn Future<Output = Response<AppBody>> + Send>>;
+
+        fn dispatch(&self, _: Protocol, request: Request<Body>) -> Self::Future {
+            let handler = *self;
+            Box::pin(async move {
+                match handler {
+                    Handler::Panics => panic!("boom"),
+                    Handler::Hangs => std::future::pending().await,
+                    Handler::ShowsDeadline => {
+                        let deadline = request.extensions().get::<RequestDeadline>().copied();
+                        let left = deadline.map(RequestDeadline::remaining).unwrap_or_default();
+                        Response::new(AppBody::http(Body::from(format!("{}", left.as_millis()))))
+                    }
+                }
+            })
         }
     }
 
+    fn envelope(handler: Handler) -> Envelope<Handler> {
+        let recorder = Arc::new(Recorder::new("service-a", Vec::new()));
+        Envelope::new(
+            AccessLog::new("service-a", recorder, Spans::default()),
+            LoadShed::new(16, "service-a", "/service-a/healthcheck".into()),
+            Duration::from_secs(30),
+            status_gateway::cors(),
+            handler,
+        )
+    }
+
+    fn request(method: &str, path: &str, headers: &[(&str, &str)]) -> Request<Body> {
+        let mut request = Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.body(Body::empty()).expect("request")
+    }
+
+    const GRPC: (&str, &str) = ("content-type", "application/grpc");
+
     #[tokio::test]
     async fn a_panic_answers_internal_in_the_callers_protocol() {
-        let rest = panicking_routes()
-            .oneshot(
-                Request::get("/service-a/status")
-                    .body(Body::empty())
-                    .expect("request"),
-            )
+        let rest = envelope(Handler::Panics)
+            .oneshot(request("GET", "/service-a/status", &[]))
             .await
             .expect("infallible");
         assert_eq!(rest.status(), 500);
-        assert_eq!(
-            rest.extensions().get::<Panicked>().map(|p| p.0.as_str()),
-            Some("boom")
-        );
         let body = rest.into_body().collect().await.expect("body").to_bytes();
         assert!(
             !body.windows(4).any(|w| w == b"boom"),
             "the panic is not sent to the caller"
         );
-
-        let grpc = panicking_routes()
-            .oneshot(
-                Request::post("/scdemo.status.v1.StatusService/GetStatus")
-                    .header("content-type", "application/grpc")
-                    .body(Body::empty())
-                    .expect("request"),
-            )
+        let grpc = envelope(Handler::Panics)
+            .oneshot(request(
+                "POST",
+                "/scdemo.status.v1.StatusService/GetStatus",
+                &[GRPC],
+            ))
             .await
             .expect("infallible");
         assert_eq!(grpc.status(), 200);
@@ -337,28 +433,20 @@ mod tests {
             .with_writer(move || writer.clone())
             .finish();
         let _default = tracing::subscriber::set_default(subscriber);
-        let recorder = Arc::new(Recorder::new("service-a", Vec::new()));
-        for (method, path, content_type) in [
-            ("GET", "/service-a/status", None),
+        for (method, path, headers) in [
+            ("GET", "/service-a/status", vec![]),
             (
                 "POST",
                 "/scdemo.status.v1.StatusService/GetStatus",
-                Some("application/grpc"),
+                vec![GRPC],
             ),
         ] {
-            let mut request = Request::builder()
-                .method(method)
-                .uri(path)
-                .header("x-request-id", "panic-1");
-            if let Some(content_type) = content_type {
-                request = request.header("content-type", content_type);
-            }
-            let response =
-                AccessLogLayer::new("service-a", Arc::clone(&recorder), Spans::default())
-                    .layer(panicking_routes())
-                    .oneshot(request.body(Body::empty()).expect("request"))
-                    .await
-                    .expect("infallible");
+            let mut headers = headers;
+            headers.push(("x-request-id", "panic-1"));
+            let response = envelope(Handler::Panics)
+                .oneshot(request(method, path, &headers))
+                .await
+                .expect("infallible");
             let _ = response.into_body().collect().await;
         }
         let text = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("UTF-8");
@@ -376,5 +464,71 @@ mod tests {
             assert_eq!(line["trace_id"].as_str().map(str::len), Some(32), "{line}");
             assert_eq!(line["error"], "boom", "{line}");
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_deadline_answers_for_a_handler_that_does_not() {
+        for (headers, expected) in [
+            (
+                vec![GRPC, ("grpc-timeout", "300m")],
+                Duration::from_millis(300),
+            ),
+            (vec![GRPC, ("grpc-timeout", "1H")], Duration::from_secs(30)),
+            (
+                vec![
+                    ("content-type", "application/grpc-web+proto"),
+                    ("grpc-timeout", "200m"),
+                ],
+                Duration::from_millis(200),
+            ),
+            (vec![("grpc-timeout", "300m")], Duration::from_secs(30)),
+        ] {
+            let started = Instant::now();
+            let response = envelope(Handler::Hangs)
+                .oneshot(request("POST", "/x", &headers))
+                .await
+                .expect("infallible");
+            assert_eq!(started.elapsed(), expected, "{headers:?}");
+            if headers.len() == 2 {
+                assert_eq!(response.headers()["grpc-status"], "4", "DEADLINE_EXCEEDED");
+            } else {
+                assert_eq!(response.status(), 504);
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_handler_sees_its_deadline() {
+        let response = envelope(Handler::ShowsDeadline)
+            .oneshot(request("POST", "/x", &[GRPC, ("grpc-timeout", "300m")]))
+            .await
+            .expect("infallible");
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        assert_eq!(body, "300");
+    }
+
+    #[tokio::test]
+    async fn browsers_get_cors_and_everyone_else_vary_origin() {
+        let page = envelope(Handler::ShowsDeadline)
+            .oneshot(request(
+                "GET",
+                "/service-a/status",
+                &[("origin", "https://app.example")],
+            ))
+            .await
+            .expect("infallible");
+        assert_eq!(page.headers()["access-control-allow-origin"], "*");
+        let curl = envelope(Handler::ShowsDeadline)
+            .oneshot(request("GET", "/service-a/status", &[]))
+            .await
+            .expect("infallible");
+        assert!(!curl.headers().contains_key("access-control-allow-origin"));
+        assert_eq!(curl.headers()["vary"], "origin");
+        assert!(curl.headers().contains_key("x-request-id"));
     }
 }
