@@ -77,6 +77,12 @@ locals {
         ]
       },
       {
+        title = "${k}: trace spans dropped (export on only)", stat = "Sum"
+        metrics = [
+          [local.metrics_namespace, "TraceSpansDropped", "Service", k, { label = "dropped / min" }],
+        ]
+      },
+      {
         title = "${k}: calls to ${s.peer}", stat = "Sum"
         metrics = [
           [local.metrics_namespace, "PeerCalls", "Service", k, { label = "peer calls / min" }],

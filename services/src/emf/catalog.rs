@@ -95,6 +95,14 @@ pub const CONNECTIONS_RECLAIMED: MetricSpec = MetricSpec {
     dimension_sets: SERVICE_DIMENSIONS,
 };
 
+/// Trace spans dropped (export queue full, collector slow or down) since
+/// the last line; written only while trace export is on.
+pub const TRACE_SPANS_DROPPED: MetricSpec = MetricSpec {
+    name: "TraceSpansDropped",
+    unit: "Count",
+    dimension_sets: SERVICE_DIMENSIONS,
+};
+
 /// Every metric, for the dashboard test and the README.
 pub const ALL: &[MetricSpec] = &[
     REQUESTS,
@@ -107,6 +115,7 @@ pub const ALL: &[MetricSpec] = &[
     PROCESS_CPU,
     PROCESS_MEMORY,
     CONNECTIONS_RECLAIMED,
+    TRACE_SPANS_DROPPED,
 ];
 
 /// The metrics of a per-route line, and of the per-service line.
@@ -119,4 +128,5 @@ pub(crate) const SERVICE_LINE: &[MetricSpec] = &[
     PROCESS_CPU,
     PROCESS_MEMORY,
     CONNECTIONS_RECLAIMED,
+    TRACE_SPANS_DROPPED,
 ];

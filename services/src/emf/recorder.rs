@@ -74,6 +74,9 @@ pub struct Gauges {
     /// use ([`crate::metrics::cpu_capacity_cores`]).
     pub process_cpu_percent: f64,
     pub process_memory_bytes: u64,
+    /// Trace spans dropped since start; `None` while trace export is off
+    /// (then the line has no `TraceSpansDropped`).
+    pub trace_spans_dropped_total: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -85,6 +88,8 @@ pub struct Recorder {
     stats: Box<[RouteStats]>,
     peer: PeerStats,
     connections_reclaimed: AtomicU64,
+    /// `trace_spans_dropped_total` at the last line, to write the difference.
+    trace_spans_dropped_before: AtomicU64,
 }
 
 impl Recorder {
@@ -100,6 +105,7 @@ impl Recorder {
             stats,
             peer: PeerStats::default(),
             connections_reclaimed: AtomicU64::new(0),
+            trace_spans_dropped_before: AtomicU64::new(0),
         }
     }
 
@@ -191,6 +197,12 @@ impl Recorder {
         line[catalog::PROCESS_MEMORY.name] = json!(gauges.process_memory_bytes);
         line[catalog::CONNECTIONS_RECLAIMED.name] =
             json!(self.connections_reclaimed.swap(0, Ordering::Relaxed));
+        if let Some(total) = gauges.trace_spans_dropped_total {
+            let before = self
+                .trace_spans_dropped_before
+                .swap(total, Ordering::Relaxed);
+            line[catalog::TRACE_SPANS_DROPPED.name] = json!(total.saturating_sub(before));
+        }
         lines.push(with_directive(
             line,
             namespace,
@@ -344,5 +356,29 @@ mod tests {
             }
         }
         assert!(declared(&busy[1]).contains(&catalog::PEER_LATENCY.name));
+    }
+
+    #[test]
+    fn dropped_trace_spans_are_written_per_line_only_while_exporting() {
+        let recorder = Recorder::new("service-a", []);
+        let dropped = |total: Option<u64>| {
+            let gauges = Gauges {
+                trace_spans_dropped_total: total,
+                ..Gauges::default()
+            };
+            let lines = recorder.take_lines("ns", 0, gauges);
+            let line = &lines[lines.len() - 1];
+            let declared = declared(line).contains(&catalog::TRACE_SPANS_DROPPED.name);
+            let value = line.get(catalog::TRACE_SPANS_DROPPED.name).cloned();
+            assert_eq!(declared, value.is_some(), "{line}");
+            value.and_then(|v| v.as_u64())
+        };
+        // Export off: neither written nor declared.
+        assert_eq!(dropped(None), None);
+        // Export on: what was dropped since the last line, zero included.
+        assert_eq!(dropped(Some(0)), Some(0));
+        assert_eq!(dropped(Some(5)), Some(5));
+        assert_eq!(dropped(Some(8)), Some(3));
+        assert_eq!(dropped(Some(8)), Some(0));
     }
 }

@@ -120,8 +120,10 @@ pub async fn serve(
         recorder,
         config.emf.clone(),
         {
-            let (lifecycle, metrics) = (Arc::clone(&lifecycle), metrics.clone());
+            let (lifecycle, metrics, spans) =
+                (Arc::clone(&lifecycle), metrics.clone(), spans.clone());
             move || Gauges {
+                trace_spans_dropped_total: spans.dropped_total(),
                 watch_streams: u64::from(lifecycle.open_watch_streams()),
                 process_cpu_percent: metrics.latest().map_or(0.0, |s| s.process_cpu_percent),
                 process_memory_bytes: metrics.latest().map_or(0, |s| s.process_memory_bytes),

@@ -165,6 +165,12 @@ impl Spans {
         trace.set_sampled(sampled, sampled.then(|| SpanSink(Arc::clone(exporting))));
     }
 
+    /// Spans dropped since start, or `None` while nothing is exported.
+    pub(crate) fn dropped_total(&self) -> Option<u64> {
+        let exporting = self.0.as_ref()?.exporting.get()?;
+        Some(exporting.pipeline.losses().dropped_total())
+    }
+
     /// Exports what is queued within `within`, and never waits longer.
     pub(crate) async fn shutdown(&self, within: Duration) {
         let Some(shared) = &self.0 else { return };
