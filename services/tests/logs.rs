@@ -548,6 +548,10 @@ async fn requests_hyper_refuses_get_a_line_too() {
             400,
         ),
     ] {
+        // The capture is shared by the tests of this binary, and another
+        // test's closed connection may have had this local port: only
+        // lines written from now on are this connection's.
+        let before = logs.lines().len();
         let mut stream = tokio::net::TcpStream::connect(pair.a.address)
             .await
             .expect("connect");
@@ -560,17 +564,15 @@ async fn requests_hyper_refuses_get_a_line_too() {
             answer.starts_with(&format!("HTTP/1.1 {status}")),
             "{answer}"
         );
-        eventually("a line for the refused request", || {
+        let mine = || -> Vec<Value> {
             logs.lines()
-                .iter()
-                .any(|line| line["peer"] == local.as_str())
-        })
-        .await;
-        let lines: Vec<_> = logs
-            .lines()
-            .into_iter()
-            .filter(|line| line["peer"] == local.as_str())
-            .collect();
+                .into_iter()
+                .skip(before)
+                .filter(|line| line["peer"] == local.as_str())
+                .collect()
+        };
+        eventually("a line for the refused request", || !mine().is_empty()).await;
+        let lines = mine();
         assert_eq!(lines.len(), 1, "{lines:#?}");
         let line = &lines[0];
         assert_eq!(line["message"], "request", "{line}");
