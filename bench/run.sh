@@ -537,7 +537,9 @@ cleanup
 # and their ceilings, one connection; a full run adds logs off and the log
 # pipeline A/B variants. The budget check itself runs after the summary.
 note "instructions per request under callgrind"
-bash "$bench/instructions.sh" --into "$results_dir" $([ "$mode" = full ] && echo --full)
+instruction_args=(--into "$results_dir")
+if [ "$mode" = full ]; then instruction_args+=(--full); fi
+bash "$bench/instructions.sh" "${instruction_args[@]}"
 
 # --- start-up and size -----------------------------------------------------------
 note "start-up: process start to first answer and to SERVING ($startup_runs runs each)"
