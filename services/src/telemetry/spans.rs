@@ -69,18 +69,15 @@ impl ServerSpan {
         } else {
             http_server(&self.method, &self.target, self.known_route, ending.status)
         };
-        let span = span_data(
+        send_span(
+            &self.sink,
             &self.trace,
-            self.trace.span_id_bytes(),
-            self.trace.parent_id_bytes(),
             SpanKind::Server,
             name,
             self.started,
             attributes,
             status,
-            &self.sink,
         );
-        self.sink.send(span);
     }
 }
 
@@ -121,37 +118,34 @@ impl PeerCall {
         } else {
             error_status(code)
         };
-        let span = span_data(
+        send_span(
+            &self.sink,
             &self.trace,
-            self.trace.span_id_bytes(),
-            self.trace.parent_id_bytes(),
             SpanKind::Client,
             name,
             self.started,
             attributes,
             status,
-            &self.sink,
         );
-        self.sink.send(span);
     }
 }
 
 #[allow(clippy::too_many_arguments)]
-fn span_data(
+/// Ends the span `trace` names (its ids, its parent) and hands it to `sink`.
+fn send_span(
+    sink: &SpanSink,
     trace: &TraceContext,
-    span_id: [u8; 8],
-    parent_id: Option<[u8; 8]>,
     kind: SpanKind,
     name: Cow<'static, str>,
     started: SystemTime,
     attributes: Vec<KeyValue>,
     status: Status,
-    sink: &SpanSink,
-) -> SpanData {
-    SpanData {
+) {
+    let parent_id = trace.parent_id_bytes();
+    sink.send(SpanData {
         span_context: SpanContext::new(
             TraceId::from_bytes(trace.trace_id_bytes()),
-            SpanId::from_bytes(span_id),
+            SpanId::from_bytes(trace.span_id_bytes()),
             TraceFlags::SAMPLED,
             false,
             TraceState::default(),
@@ -169,7 +163,7 @@ fn span_data(
         links: SpanLinks::default(),
         status,
         instrumentation_scope: sink.scope().clone(),
-    }
+    });
 }
 
 /// Span name and attributes of a REST request.
