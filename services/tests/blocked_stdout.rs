@@ -11,9 +11,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
 
+mod common;
+use common::free_port;
+
 use std::{
     io::{BufRead, BufReader, Read, Write},
-    net::{TcpListener, TcpStream},
+    net::TcpStream,
     process::{Child, ChildStdout, Command, ExitStatus, Stdio},
     sync::mpsc,
     thread,
@@ -25,14 +28,6 @@ const BINARY: &str = env!("CARGO_BIN_EXE_status-service");
 const MARGIN: Duration = Duration::from_secs(3);
 /// Requests sent on each connection in one write.
 const PIPELINED: usize = 50;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("address")
-        .port()
-}
 
 /// The service process, killed when a test fails before it exits.
 struct Service(Child);

@@ -2,6 +2,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
 
+mod common;
+use common::free_port;
+
 use std::{
     process::{Command, Output, Stdio},
     time::{Duration, Instant},
@@ -218,15 +221,6 @@ fn serve_service_b(port: &str, env: &[(&str, &str)]) -> std::process::Child {
         std::thread::sleep(Duration::from_millis(20));
     }
     server
-}
-
-/// A free port: bound, then released (a tiny race, fine on loopback).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 #[test]

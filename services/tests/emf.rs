@@ -4,10 +4,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
 
+mod common;
+use common::free_port;
+
 use std::{
     collections::HashMap,
     io::Read,
-    net::TcpListener,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
@@ -150,14 +152,6 @@ fn the_checker_rejects_what_the_specification_rejects() {
         check_emf(&absent).is_err(),
         "absent metric accepted: {absent}"
     );
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("address")
-        .port()
 }
 
 fn serve(name: &str, port: u16, peer_port: u16) -> Child {

@@ -328,3 +328,13 @@ pub(crate) fn start_slow_peer_on(listener: TcpListener, delay: Duration) -> std:
     );
     address
 }
+
+/// A free port: bound, then released (a tiny race, fine on loopback), for
+/// tests that start the binary itself.
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("address")
+        .port()
+}
