@@ -29,7 +29,7 @@
 # Allocations per request come from the same runs: callgrind counts the
 # calls into glibc's malloc, calloc, posix_memalign (and realloc apart),
 # which is where Rust's System allocator goes; exact, like the instructions.
-# Needs port 18701 free, and the ceilings built (run.sh builds them; alone,
+# Needs port 18701 (BENCH_IR_PORT overrides it) free, and the ceilings built (run.sh builds them; alone,
 # this script builds the release binaries itself).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,7 +53,7 @@ read -r n1 n2 <<<"$requests"
 # service's cases only.
 service_bin=${BENCH_SERVICE:-$bin/status-service}
 with_ceilings=${BENCH_CEILINGS:-yes}
-port=18701
+port=${BENCH_IR_PORT:-18701}
 
 die() { echo "bench/instructions: error: $*" >&2; exit 1; }
 for tool in valgrind h2load curl python3; do
