@@ -71,7 +71,7 @@ async fn each_annotated_path_reaches_its_rpc_and_answers_its_response_body() {
         let health = RecordingHealth {
             record: Arc::clone(&record),
         };
-        let router = status_gateway::router(SERVICE, Arc::new(status), Arc::new(health));
+        let router = status_gateway::RestRoutes::new(SERVICE, Arc::new(status), Arc::new(health));
         let path = format!("/{SERVICE}{}", route.path);
 
         let (code, body) = call(router, route.method, &path).await;

@@ -11,15 +11,19 @@ use axum::body::Body;
 use common::{StandIn, health};
 use http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
-use tonic_health::ServingStatus;
+use status_gateway::{RestBody, RestRoutes};
+use tonic_health::{ServingStatus, server::HealthService};
 use tower::{Layer, ServiceExt};
 
-async fn router() -> axum::Router {
+async fn router() -> RestRoutes<StandIn, HealthService> {
     let health = health(ServingStatus::Serving).await;
-    status_gateway::router("service-x", Arc::new(StandIn::default()), health)
+    status_gateway::RestRoutes::new("service-x", Arc::new(StandIn::default()), health)
 }
 
-async fn send(router: axum::Router, request: Request<Body>) -> http::Response<Body> {
+async fn send(
+    router: RestRoutes<StandIn, HealthService>,
+    request: Request<Body>,
+) -> http::Response<RestBody> {
     router.oneshot(request).await.unwrap()
 }
 

@@ -17,7 +17,7 @@ use tonic_health::ServingStatus;
 
 async fn served_document() -> (serde_json::Value, OpenAPI) {
     let health = health(ServingStatus::Serving).await;
-    let router = status_gateway::router("service-x", Arc::new(StandIn::default()), health);
+    let router = status_gateway::RestRoutes::new("service-x", Arc::new(StandIn::default()), health);
     let (code, json) = call(router, "GET", "/service-x/openapi.json").await;
     assert_eq!(code, http::StatusCode::OK);
     let document: OpenAPI = serde_json::from_value(json.clone()).expect("an OpenAPI 3 document");

@@ -8,13 +8,17 @@ use std::sync::{Arc, Mutex};
 
 use common::{StandIn, call, health};
 use http::StatusCode;
+use status_gateway::RestRoutes;
 use tonic::Code;
 use tonic_health::{ServingStatus, server::HealthService};
 
-fn router(status: StandIn, health: Arc<HealthService>) -> (axum::Router, Arc<StandIn>) {
+fn router(
+    status: StandIn,
+    health: Arc<HealthService>,
+) -> (RestRoutes<StandIn, HealthService>, Arc<StandIn>) {
     let status = Arc::new(status);
     (
-        status_gateway::router("service-x", Arc::clone(&status), health),
+        status_gateway::RestRoutes::new("service-x", Arc::clone(&status), health),
         status,
     )
 }
@@ -30,17 +34,17 @@ async fn status_is_the_proto3_json_of_the_message_and_gets_the_headers() {
     assert_eq!(code, StatusCode::OK);
     assert_eq!(body["service"], "service-x");
     assert_eq!(body["cpu_percent"], 12.5);
-    // The encoded JSON is reused only while the status is unchanged.
+    // Each request reads the current status's JSON.
     *stand_in.cpu_percent.lock().unwrap() = 50.0;
-    let (_, body) = call(router, "GET", "/service-x/status").await;
+    let (_, body) = call(router.clone(), "GET", "/service-x/status").await;
     assert_eq!(body["cpu_percent"], 50.0);
     // Default values are written out, not dropped, so the shape is stable.
     assert_eq!(body["memory_percent"], 0.0);
     assert_eq!(body["state"], "STATE_UNSPECIFIED");
-    assert_eq!(
-        *stand_in.record.request_ids.lock().unwrap(),
-        ["id-1", "id-1"]
-    );
+    // The peer call carries the caller's request id.
+    let (code, _) = call(router, "GET", "/service-x/other-status").await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(*stand_in.record.request_ids.lock().unwrap(), ["id-1"]);
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ use std::{
 };
 
 use arc_swap::ArcSwapOption;
+use bytes::Bytes;
 use pin_project_lite::pin_project;
 use status_api::v1::{
     EcsTask, GetPeerStatusRequest, GetPeerStatusResponse, GetStatusRequest, GetStatusResponse,
@@ -161,6 +162,8 @@ struct Snapshot {
     draining: bool,
     ecs_task_loaded: bool,
     status: ServiceStatus,
+    /// `status` in proto3 JSON (REST's `/status`), encoded on first use.
+    json: OnceLock<Result<Bytes, String>>,
 }
 
 impl StatusApi {
@@ -189,6 +192,12 @@ impl StatusApi {
     /// only in the first ~200 ms of life, before the first sample (the
     /// server reports NOT_SERVING until then).
     pub fn current_status(&self) -> Result<ServiceStatus, Status> {
+        Ok(self.snapshot()?.status.clone())
+    }
+
+    /// The snapshot of the latest sample: the one kept while nothing it is
+    /// made of changed, else a new one (then kept).
+    fn snapshot(&self) -> Result<Arc<Snapshot>, Status> {
         let Inner {
             identity,
             metrics,
@@ -201,21 +210,41 @@ impl StatusApi {
             .ok_or_else(|| Status::unavailable("starting: no metrics sample yet"))?;
         let draining = lifecycle.is_draining();
         let ecs_task = identity.ecs_task.get();
-        if let Some(last) = &*snapshot.load()
+        let kept = snapshot.load();
+        if let Some(last) = &*kept
             && Arc::ptr_eq(&last.sample, &sample)
             && last.draining == draining
             && last.ecs_task_loaded == ecs_task.is_some()
         {
-            return Ok(last.status.clone());
+            return Ok(Arc::clone(last));
         }
         let status = build_status(identity, &sample, draining, ecs_task);
-        snapshot.store(Some(Arc::new(Snapshot {
+        let fresh = Arc::new(Snapshot {
             sample,
             draining,
             ecs_task_loaded: ecs_task.is_some(),
-            status: status.clone(),
-        })));
-        Ok(status)
+            status,
+            json: OnceLock::new(),
+        });
+        snapshot.store(Some(Arc::clone(&fresh)));
+        Ok(fresh)
+    }
+}
+
+/// `/status` reads the kept snapshot's JSON: no `ServiceStatus` is built or
+/// cloned per request, and the JSON is encoded once per snapshot.
+impl status_gateway::StatusJson for StatusApi {
+    fn status_json(&self) -> Result<Bytes, Status> {
+        let snapshot = self.snapshot()?;
+        snapshot
+            .json
+            .get_or_init(|| {
+                serde_json::to_vec(&snapshot.status)
+                    .map(Bytes::from)
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(|e| Status::internal(format!("cannot encode JSON: {e}")))
     }
 }
 

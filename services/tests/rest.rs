@@ -134,3 +134,45 @@ async fn every_response_echoes_or_assigns_a_request_id() {
     let id = assigned.headers["x-request-id"].to_str().expect("ascii");
     assert_eq!(id.len(), 36, "a UUID: {id}");
 }
+
+#[tokio::test]
+async fn head_is_gets_head_and_paths_match_exactly_on_the_wire() {
+    let pair = TestPair::start().await;
+    for version in REST_VERSIONS {
+        for path in ["/service-a/status", "/service-a/healthcheck"] {
+            let got = get(pair.a.address, path, version, &[]).await;
+            let head = send(pair.a.address, Method::HEAD, path, version, &[]).await;
+            assert_eq!(head.status, got.status, "{path} {version:?}");
+            assert!(head.body.is_empty(), "{path} {version:?}");
+            assert_eq!(head.headers["content-type"], "application/json");
+            assert_eq!(head.headers["cache-control"], "no-store");
+            // The status is rebuilt every second; its length may differ by
+            // a few digits between the two requests.
+            let length: usize = head.headers["content-length"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!(length.abs_diff(got.body.len()) < 8, "{path} {version:?}");
+        }
+        for path in [
+            "/service-a/status/",
+            "/service-a/Status",
+            "/service-a//status",
+        ] {
+            let reply = get(pair.a.address, path, version, &[]).await;
+            assert_eq!(reply.status, StatusCode::NOT_FOUND, "{path} {version:?}");
+            assert_eq!(reply.json()["status"], "NOT_FOUND");
+        }
+        let delete = send(
+            pair.a.address,
+            Method::DELETE,
+            "/service-a/healthcheck",
+            version,
+            &[],
+        )
+        .await;
+        assert_eq!(delete.status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(delete.headers["allow"], "GET,HEAD");
+    }
+}

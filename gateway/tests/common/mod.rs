@@ -7,13 +7,14 @@
 
 use std::sync::{Arc, Mutex};
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use status_api::v1::{
     GetPeerStatusRequest, GetPeerStatusResponse, GetStatusRequest, GetStatusResponse,
     ServiceStatus, WatchStatusRequest, WatchStatusResponse, status_service_server::StatusService,
 };
+use status_gateway::{RestRoutes, StatusJson};
 use tonic::{Code, Response, Status};
 use tonic_health::{
     ServingStatus,
@@ -40,6 +41,32 @@ impl Record {
     }
 }
 
+impl StandIn {
+    fn status(&self) -> ServiceStatus {
+        ServiceStatus {
+            service: "service-x".into(),
+            cpu_percent: *self.cpu_percent.lock().unwrap(),
+            ..Default::default()
+        }
+    }
+}
+
+/// `/status` is GetStatus's answer, read as JSON without a request.
+impl StatusJson for StandIn {
+    fn status_json(&self) -> Result<Bytes, Status> {
+        let answer = GetStatusResponse {
+            status: Some(self.status()),
+        };
+        let json = serde_json::to_value(&answer).unwrap();
+        self.record
+            .calls
+            .lock()
+            .unwrap()
+            .push(("scdemo.status.v1.StatusService.GetStatus", json));
+        Ok(Bytes::from(serde_json::to_vec(&answer.status).unwrap()))
+    }
+}
+
 /// Answers GetStatus with a fixed status, GetPeerStatus with a chosen
 /// error (or a fixed answer).
 #[derive(Default)]
@@ -56,13 +83,8 @@ impl StatusService for StandIn {
         &self,
         request: tonic::Request<GetStatusRequest>,
     ) -> Result<Response<GetStatusResponse>, Status> {
-        let status = ServiceStatus {
-            service: "service-x".into(),
-            cpu_percent: *self.cpu_percent.lock().unwrap(),
-            ..Default::default()
-        };
         let answer = GetStatusResponse {
-            status: Some(status),
+            status: Some(self.status()),
         };
         let json = serde_json::to_value(&answer).unwrap();
         self.record
@@ -141,19 +163,23 @@ impl Health for RecordingHealth {
     }
 }
 
-/// Sends one request through `router`; answers the status and the JSON body.
-pub(crate) async fn call(
-    router: axum::Router,
+/// Sends one request through `routes`; answers the status and the JSON body.
+pub(crate) async fn call<S, H>(
+    routes: RestRoutes<S, H>,
     method: &str,
     path: &str,
-) -> (StatusCode, serde_json::Value) {
+) -> (StatusCode, serde_json::Value)
+where
+    S: StatusService + StatusJson,
+    H: Health,
+{
     let request = Request::builder()
         .method(method)
         .uri(path)
         .header("x-request-id", "id-1")
         .body(Body::empty())
         .unwrap();
-    let response = router.oneshot(request).await.unwrap();
+    let response = routes.oneshot(request).await.unwrap();
     let status = response.status();
     assert_eq!(response.headers()["content-type"], "application/json");
     let body = response.into_body().collect().await.unwrap().to_bytes();

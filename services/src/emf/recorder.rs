@@ -84,6 +84,10 @@ pub struct Recorder {
     service: String,
     /// Route labels; the last is [`OTHER_ROUTE`].
     routes: Vec<String>,
+    /// The known routes' indexes, sorted by (length, bytes) of their label:
+    /// a request's route is a binary search, mostly comparing lengths, not a
+    /// string comparison with each route in turn.
+    lookup: Box<[(Box<[u8]>, RouteId)]>,
     /// `routes.len() * 3` entries: route-major, then code class.
     stats: Box<[RouteStats]>,
     peer: PeerStats,
@@ -99,9 +103,19 @@ impl Recorder {
         let stats = (0..routes.len() * CodeClass::ALL.len())
             .map(|_| RouteStats::default())
             .collect();
+        let mut lookup: Vec<(Box<[u8]>, RouteId)> = routes
+            .iter()
+            .enumerate()
+            .map(|(index, route)| (route.as_bytes().into(), RouteId(index)))
+            .collect();
+        lookup.sort_by(|(a, _), (b, _)| by_length_then_bytes(a, b));
+        // A label given twice counts under its first index, as before.
+        lookup.dedup_by(|(later, _), (earlier, _)| later == earlier);
+        lookup.retain(|(_, id)| id.0 + 1 < routes.len());
         Self {
             service: service.to_owned(),
             routes,
+            lookup: lookup.into(),
             stats,
             peer: PeerStats::default(),
             connections_reclaimed: AtomicU64::new(0),
@@ -112,13 +126,10 @@ impl Recorder {
     /// The route of a REST path or rpc (`/package.Service/Method`'s part
     /// after the slash), `other` when unknown.
     pub(crate) fn route(&self, target: &str) -> RouteId {
-        let known = self.routes.len() - 1;
-        RouteId(
-            self.routes[..known]
-                .iter()
-                .position(|route| route == target)
-                .unwrap_or(known),
-        )
+        let target = target.as_bytes();
+        self.lookup
+            .binary_search_by(|(route, _)| by_length_then_bytes(route, target))
+            .map_or(RouteId(self.routes.len() - 1), |found| self.lookup[found].1)
     }
 
     /// Whether `route` is one of the known routes, not [`OTHER_ROUTE`].
@@ -213,6 +224,12 @@ impl Recorder {
     }
 }
 
+/// The lookup's order: shorter first, then bytewise; most comparisons of a
+/// binary search stop at the lengths.
+fn by_length_then_bytes(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
 /// `line` with its `_aws` metadata: one directive declaring those of
 /// `metrics` the line has (EMF requires every declared metric to be
 /// present: one with nothing to report, such as peer latency in a minute
@@ -285,6 +302,40 @@ mod tests {
         let lines = recorder.take_lines("ns", 0, Gauges::default());
         assert_eq!(lines[0][catalog::ROUTE], OTHER_ROUTE);
         assert_eq!(lines[0][catalog::CODE_CLASS], "4xx");
+    }
+
+    #[test]
+    fn every_known_route_is_found_and_nothing_else() {
+        let known: Vec<String> = [
+            "/service-a/healthcheck",
+            "/service-a/status",
+            "/service-a/other-status",
+            "/service-a/openapi.json",
+            "scdemo.status.v1.StatusService/GetStatus",
+            "scdemo.status.v1.StatusService/GetPeerStatus",
+            "grpc.health.v1.Health/Check",
+            "grpc.health.v1.Health/Watch",
+        ]
+        .map(str::to_owned)
+        .into();
+        let recorder = Recorder::new("service-a", known.clone());
+        for (index, route) in known.iter().enumerate() {
+            assert_eq!(recorder.route(route), RouteId(index), "{route}");
+            assert!(recorder.is_known(recorder.route(route)));
+        }
+        let other = recorder.route(OTHER_ROUTE);
+        assert!(!recorder.is_known(other));
+        for unknown in [
+            "",
+            "/",
+            "/service-a/statuS",
+            "/service-a/status/",
+            "/service-b/status",
+            "grpc.health.v1.Health/Chec",
+            "other",
+        ] {
+            assert_eq!(recorder.route(unknown), other, "{unknown:?}");
+        }
     }
 
     #[test]

@@ -26,6 +26,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Response, header};
 use http_body::{Frame, SizeHint};
 use pin_project_lite::pin_project;
+use status_gateway::RestBody;
 use tokio::time::{Instant, Sleep, sleep_until};
 use tower::{Layer, Service};
 use tower_http::cors::CorsLayer;
@@ -341,11 +342,13 @@ fn panicked(protocol: Protocol, panic: &(dyn Any + Send)) -> Response<AppBody> {
 }
 
 pin_project! {
-    /// Every answer's body: tonic's (gRPC, gRPC-Web) or axum's (REST and
-    /// the envelope's own answers), without boxing one into the other.
+    /// Every answer's body: tonic's (gRPC, gRPC-Web), the REST routes'
+    /// (gzip or not) or axum's (the envelope's own answers), without boxing
+    /// one into another.
     #[project = AppBodyProjection]
     pub(crate) enum AppBody {
         Grpc { #[pin] body: tonic::body::Body },
+        Rest { #[pin] body: RestBody },
         Http { #[pin] body: Body },
     }
 }
@@ -353,6 +356,10 @@ pin_project! {
 impl AppBody {
     pub(crate) fn grpc(body: tonic::body::Body) -> Self {
         Self::Grpc { body }
+    }
+
+    pub(crate) fn rest(body: RestBody) -> Self {
+        Self::Rest { body }
     }
 
     pub(crate) fn http(body: Body) -> Self {
@@ -376,6 +383,7 @@ impl http_body::Body for AppBody {
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.project() {
             AppBodyProjection::Grpc { body } => body.poll_frame(cx).map_err(Into::into),
+            AppBodyProjection::Rest { body } => body.poll_frame(cx),
             AppBodyProjection::Http { body } => body.poll_frame(cx).map_err(Into::into),
         }
     }
@@ -383,6 +391,7 @@ impl http_body::Body for AppBody {
     fn is_end_stream(&self) -> bool {
         match self {
             Self::Grpc { body } => body.is_end_stream(),
+            Self::Rest { body } => body.is_end_stream(),
             Self::Http { body } => body.is_end_stream(),
         }
     }
@@ -390,6 +399,7 @@ impl http_body::Body for AppBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             Self::Grpc { body } => body.size_hint(),
+            Self::Rest { body } => body.size_hint(),
             Self::Http { body } => body.size_hint(),
         }
     }

@@ -10,7 +10,7 @@
 //!   streams to `MAX_WATCH_STREAMS` ([`crate::http::grpc_limits`]);
 //! - gRPC-Web: the same, behind tonic-web (browsers only, so native gRPC
 //!   calls do not pay for it);
-//! - everything else: the REST gateway.
+//! - everything else: the REST gateway's routes (one match on the path).
 
 use std::{
     convert::Infallible,
@@ -20,11 +20,11 @@ use std::{
     task::{Context, Poll, ready},
 };
 
-use axum::{Router, routing::future::RouteFuture};
 use bytes::Bytes;
 use http::{Request, Response};
 use pin_project_lite::pin_project;
 use status_api::v1::status_service_server::StatusServiceServer;
+use status_gateway::{RestFuture, RestRoutes};
 use tonic::{codec::CompressionEncoding, codegen::BoxFuture, server::NamedService};
 use tonic_health::{
     pb::health_server::HealthServer,
@@ -81,7 +81,7 @@ pub(crate) fn app(
     let service = api.identity().service.clone();
     let health = Arc::new(HealthService::from_health_reporter(health.clone()));
     let api = Arc::new(api);
-    let rest = status_gateway::router(&service, Arc::clone(&api), Arc::clone(&health));
+    let rest = RestRoutes::new(&service, Arc::clone(&api), Arc::clone(&health));
 
     // Both reflection versions describe every service on the port: ours,
     // health (so `grpcurl describe grpc.health.v1.Health` works) and both
@@ -265,7 +265,8 @@ pub(crate) struct GrpcOrRest {
     grpc: GrpcRoutes,
     /// contract: the gRPC servers behind tonic-web.
     grpc_web: GrpcWebService<GrpcRoutes>,
-    rest: Router,
+    /// REST: one match on the path, no router.
+    rest: RestRoutes<StatusApi, HealthService>,
 }
 
 impl<B> Dispatch<B> for GrpcOrRest
@@ -289,7 +290,7 @@ where
                 future: self.grpc_web.clone().call(request),
             },
             Protocol::Http1 | Protocol::H2c => RoutesFuture::Rest {
-                future: self.rest.clone().call(request),
+                future: self.rest.call(request),
             },
         }
     }
@@ -300,7 +301,7 @@ pin_project! {
     pub(crate) enum RoutesFuture {
         Grpc { #[pin] future: GrpcFuture },
         GrpcWeb { #[pin] future: tonic_web::ResponseFuture<GrpcFuture> },
-        Rest { #[pin] future: RouteFuture<Infallible> },
+        Rest { #[pin] future: RestFuture },
     }
 }
 
@@ -319,7 +320,7 @@ impl Future for RoutesFuture {
             },
             RoutesProjection::Rest { future } => {
                 let Ok(response) = ready!(future.poll(cx));
-                response.map(AppBody::http)
+                response.map(AppBody::rest)
             }
         })
     }
