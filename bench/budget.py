@@ -9,18 +9,34 @@ with the change that moved them)."""
 import json
 from pathlib import Path
 
-# The cases, by the name the records use: what each measures.
+# The cases, by their name in bench/budget.json: (target, name) of their
+# records, and what each measures.
 CASES = {
-    "status": "/service-a/status, HTTP/1.1, JSON request logs on",
-    "healthcheck": "/service-a/healthcheck, HTTP/1.1, JSON request logs on",
-    "GetStatus": "gRPC GetStatus, h2c, JSON request logs on",
+    "status": (("service", "status"), "/service-a/status, HTTP/1.1, JSON request logs on"),
+    "status-logs-off": (("warn", "status"), "/service-a/status, HTTP/1.1, request logs off (RUST_LOG=warn)"),
+    "healthcheck": (("service", "healthcheck"), "/service-a/healthcheck, HTTP/1.1, JSON request logs on"),
+    "GetStatus": (("service", "GetStatus"), "gRPC GetStatus, h2c, JSON request logs on"),
+    "other-status": (("service", "other-status"),
+                     "/service-a/other-status, HTTP/1.1, two hops: service-a and service-b, both processes, logs on"),
+    "GetPeerStatus": (("service", "GetPeerStatus"),
+                      "gRPC GetPeerStatus, h2c, two hops: service-a and service-b, both processes, logs on"),
 }
 TOLERANCE = 0.10
 
 
 def measured(res):
     """{case: instructions per request} of the service in this run."""
-    return {r["name"]: r["per_request"] for r in res.of("instructions") if r["target"] == "service" and r["name"] in CASES}
+    figures = {(r["target"], r["name"]): r["per_request"] for r in res.of("instructions")}
+    return {case: figures[key] for case, (key, _) in CASES.items() if key in figures}
+
+
+def budgets():
+    """{(target, name): budgeted instructions} of the committed budget (for the summary's table)."""
+    budget_file = Path(__file__).resolve().parent / "budget.json"
+    if not budget_file.exists():
+        return {}
+    cases = json.loads(budget_file.read_text(encoding="utf-8"))["cases"]
+    return {CASES[case][0]: entry["instructions"] for case, entry in cases.items() if case in CASES}
 
 
 def check(res, budget_file):
@@ -29,7 +45,7 @@ def check(res, budget_file):
     tolerance = budget.get("tolerance", TOLERANCE)
     figures = measured(res)
     lines, failed = [], False
-    for name, label in CASES.items():
+    for name, (_, label) in CASES.items():
         allowed = budget["cases"].get(name, {}).get("instructions")
         got = figures.get(name)
         if got is None or allowed is None:
@@ -58,7 +74,7 @@ def update(res, budget_file, code):
                  "Refresh deliberately: bash bench/instructions.sh --update-budget",
         "tolerance": TOLERANCE,
         "measured_on": code,
-        "cases": {name: {"what": label, "instructions": figures[name]} for name, label in CASES.items()},
+        "cases": {name: {"what": label, "instructions": figures[name]} for name, (_, label) in CASES.items()},
     }
     Path(budget_file).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    return [f"budget: {CASES[name]}: {figures[name]:,}" for name in CASES] + [f"budget: wrote {budget_file}"]
+    return [f"budget: {CASES[name][1]}: {figures[name]:,}" for name in CASES] + [f"budget: wrote {budget_file}"]

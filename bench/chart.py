@@ -1,10 +1,12 @@
 """The picture of a run (report.py `summary` writes it beside summary.md):
 every case's ratio to its bare ceiling and to the Go peer, as horizontal
 bars, from the run's own records; and, when callgrind ran, instructions per
-request against the ceiling's. SVG written as text: no plotting library."""
+request against the ceiling's, each with issue 17's goal marked on its
+row. SVG written as text: no plotting library."""
 from html import escape
 
-from summary import GROUPS, PATHS, TWO_HOPS, instructions
+from cases import GO_GOAL, IR_GOALS, PATHS, THROUGHPUT_GOALS, TWO_HOPS, bare_instructions
+from summary import GROUPS
 
 CONNS = 64
 WIDTH = 900
@@ -15,7 +17,8 @@ COLOURS = {"ceiling": "#3b6ea8", "go": "#d9822b", "instructions": "#6a4c93"}
 
 
 def throughput_rows(res):
-    """(label, ratio to the ceiling, ratio to the Go peer) per case at 64 connections."""
+    """(label, ceiling, ratio to the ceiling, ratio to the Go peer, goal vs
+    the ceiling) per case at 64 connections."""
     rows = []
     for group, (title, _) in GROUPS.items():
         for name in res.names(group):
@@ -28,20 +31,24 @@ def throughput_rows(res):
                 continue
             ceiling_name = "bare two-hop" if name in TWO_HOPS else GROUPS[group][1]
             rows.append((f"{PATHS[name]} · {title.split(' (')[0]}", ceiling_name,
-                         rps / bare if bare else None, rps / go if go else None))
+                         rps / bare if bare else None, rps / go if go else None, THROUGHPUT_GOALS.get(name)))
     return rows
 
 
 def instruction_rows(res):
-    """(label, service ÷ ceiling instructions per request) per case measured."""
+    """(label, ceiling, service ÷ ceiling instructions per request, goal) per
+    case measured."""
     rows = []
     for r in res.of("instructions"):
         if r["target"] not in ("service", "warn"):
             continue
-        base = instructions(res, "ceiling", r["name"])
+        base = bare_instructions(res, r["name"])
+        goal = IR_GOALS.get((r["target"], r["name"]))
         if base:
             logs = "logs off" if r["target"] == "warn" else "logs on"
-            rows.append((f"{PATHS.get(r['name'], r['name'])} · {logs}", r["per_request"] / base))
+            ceiling = goal[2] if goal else ("bare two-hop" if r["name"] in TWO_HOPS else "bare")
+            rows.append((f"{PATHS.get(r['name'], r['name'])} · {logs}", ceiling, r["per_request"] / base,
+                         goal[0] if goal else None))
     return rows
 
 
@@ -67,11 +74,12 @@ class Svg:
                 f'<rect width="100%" height="100%" fill="white"/>\n' + "\n".join(self.parts) + "\n</svg>\n")
 
 
-def panel(svg, title, note, rows, series, marks):
+def panel(svg, title, note, rows, series, marks, goals=()):
     """rows: (label, sublabel, value per series...); series: (name, colour);
-    marks: ratios drawn as vertical lines (1.0 solid, goals dashed)."""
+    marks: ratios drawn as vertical lines (1.0 solid, goals dashed); goals:
+    per row, the goal of its first series (a short dark tick), or None."""
     values = [v for row in rows for v in row[2:] if v is not None]
-    top = max(values + [m for m, _ in marks] + [1.0]) * 1.1
+    top = max(values + [m for m, _ in marks] + [g for g in goals if g] + [1.0]) * 1.1
     plot_x, plot_w = LABEL_WIDTH, WIDTH - LABEL_WIDTH - 70
     scale = lambda v: plot_x + plot_w * v / top  # noqa: E731
     svg.y += 24
@@ -85,9 +93,10 @@ def panel(svg, title, note, rows, series, marks):
         svg.text(legend_x + 16, svg.y, name, size=11)
         legend_x += 24 + 7 * len(name)
     svg.y += 10
-    row_height = len(series) * BAR_HEIGHT + ROW_GAP
+    lines = max(len(series), 2 if any(row[1] for row in rows) else 1)  # a sublabel takes the second line
+    row_height = lines * BAR_HEIGHT + ROW_GAP
     first = svg.y
-    for label, sublabel, *row in rows:
+    for index, (label, sublabel, *row) in enumerate(rows):
         svg.text(LABEL_WIDTH - 8, svg.y + BAR_HEIGHT, label, size=11, anchor="end")
         if sublabel:
             svg.text(LABEL_WIDTH - 8, svg.y + 2 * BAR_HEIGHT - 1, sublabel, size=9, anchor="end", fill="#777")
@@ -97,6 +106,9 @@ def panel(svg, title, note, rows, series, marks):
                 continue
             svg.rect(plot_x, y + 1, scale(value) - plot_x, BAR_HEIGHT - 2, colour)
             svg.text(scale(value) + 4, y + BAR_HEIGHT - 2, f"{value:.2f}×", size=10)
+        goal = goals[index] if index < len(goals) else None
+        if goal:  # drawn over the bars
+            svg.line(scale(goal), svg.y - 2, scale(goal), svg.y + BAR_HEIGHT + 2, stroke="#111", width=2.5)
         svg.y += row_height
     for mark, dash in marks:
         svg.line(scale(mark), first - 4, scale(mark), svg.y - ROW_GAP + 4, stroke="#444" if not dash else "#999", dash=dash)
@@ -113,13 +125,17 @@ def chart(res):
     if throughput:
         go = any(row[3] is not None for row in throughput)
         series = [("× its bare ceiling (req/s)", COLOURS["ceiling"])] + ([("× the Go peer (req/s)", COLOURS["go"])] if go else [])
-        rows = [(label, f"ceiling: {ceiling}", bare, *([vs_go] if go else [])) for label, ceiling, bare, vs_go in throughput]
+        rows = [(label, f"ceiling: {ceiling}" + (f", goal ≥ {goal}×" if goal else ""), bare, *([vs_go] if go else []))
+                for label, ceiling, bare, vs_go, goal in throughput]
         panel(svg, f"Throughput, {CONNS} connections: the service's req/s ÷ the other's (higher is better)",
-              "Medians of the run's repetitions, interleaved on one machine. Goals: 0.8×–0.9× a ceiling, 2× the Go peer (dashed).",
-              rows, series, [(1.0, None), (2.0, "4 3")] if go else [(1.0, None)])
+              f"Medians of the run's repetitions, interleaved on one machine. Black tick: the goal vs the ceiling; "
+              f"dashed: {GO_GOAL:g}× the Go peer.",
+              rows, series, [(1.0, None), (GO_GOAL, "4 3")] if go else [(1.0, None)],
+              [row[4] for row in throughput])
     if ir:
         panel(svg, "Instructions per request (callgrind): the service ÷ its bare ceiling (lower is better)",
-              "User-space instructions, one connection; deterministic. Dashed: the goals (1.25×–1.5×).",
-              [(label, "", ratio) for label, ratio in ir], [("× the bare ceiling's instructions", COLOURS["instructions"])],
-              [(1.0, None), (1.5, "4 3")])
+              "User-space instructions, one connection; deterministic; two hops count both processes. Black tick: the goal.",
+              [(label, f"ceiling: {ceiling}" + (f", goal ≤ {goal}×" if goal else ""), ratio) for label, ceiling, ratio, goal in ir],
+              [("× the bare ceiling's instructions", COLOURS["instructions"])],
+              [(1.0, None)], [row[3] for row in ir])
     return svg.render()

@@ -8,17 +8,27 @@
 #                               hour) for the 1-minute load average to fall
 #                               below 1.0; writes bench/results/<time>/ and
 #                               copies its summary.md to BENCHMARKS.md and its
-#                               chart.svg (bench/chart.py) to bench/chart.svg
+#                               chart.svg (bench/chart.py, drawn from the
+#                               run's own records) to bench/chart.svg, which
+#                               BENCHMARKS.md shows beside its tables
 #   bash bench/run.sh --quick   2 s per case, a few minutes (CI): checks that
 #                               the instrument works (requests, no errors),
 #                               never speed; and the instruction budget
 #                               (bench/instructions.sh, bench/budget.json):
 #                               instructions are deterministic, not timed
 #
+# Both modes measure every case of issue 17's targets: instructions per
+# request (callgrind) of /status with logs on and off, /healthcheck,
+# GetStatus and the two two-hop calls (both processes) beside their bare
+# ceilings, throughput beside the ceilings and the Go peer, memory and
+# start-up; summary.md opens with the targets table (bench/targets.py),
+# each target PASS or MISS.
+#
 # BENCH_REPS and BENCH_SECONDS override the repetitions and seconds per run;
 # BENCH_IDLE_WAIT the seconds to wait for a quiet machine (0: do not wait).
 # The Go peer (bench/peers/go) is built and measured in every mode.
-# Needs ports 8201, 8202 (the local pair) and 18201-18699 free on 127.0.0.1.
+# Needs ports 8201, 8202 (the local pair), 18201-18699 and 18701-18703
+# (bench/instructions.sh; BENCH_IR_PORT moves them) free on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -533,9 +543,11 @@ record kind=rss server=go phase=after_load $(memory_fields "$go_a_pid")
 cleanup
 
 # --- instructions per request (callgrind) -------------------------------------------
-# bench/instructions.sh: the budget cases (/status, /healthcheck, GetStatus)
-# and their ceilings, one connection; a full run adds logs off and the log
-# pipeline A/B variants. The budget check itself runs after the summary.
+# bench/instructions.sh: the budget cases (/status logs on and off,
+# /healthcheck, GetStatus, the two-hop /other-status and GetPeerStatus with
+# both processes under callgrind) and their ceilings, one connection; a full
+# run adds the log pipeline A/B variants. The budget check itself runs after
+# the summary.
 note "instructions per request under callgrind"
 instruction_args=(--into "$results_dir")
 if [ "$mode" = full ]; then instruction_args+=(--full); fi

@@ -2,21 +2,15 @@
 targets table first, then every case. Medians over the repetitions; CPU per
 request is the server processes' user + system time over a run divided by
 the requests it completed."""
-import json
 import statistics
 from collections import defaultdict
 from pathlib import Path
 
+from cases import PATHS, TWO_HOPS, bare_target, instructions
+from formatting import mb, median, micros, ms, rate, ratio, times
+from instruction_table import instructions_section
 from targets import targets_table
 
-PATHS = {
-    "healthcheck": "/service-a/healthcheck",
-    "status": "/service-a/status",
-    "other-status": "/service-a/other-status",
-    "GetStatus": "GetStatus",
-    "GetPeerStatus": "GetPeerStatus",
-}
-TWO_HOPS = ("other-status", "GetPeerStatus")
 GROUPS = {
     "rest-h1": ("REST over HTTP/1.1 (wrk)", "bare axum"),
     "rest-h2c": ("REST over h2c (h2load)", "bare axum"),
@@ -24,36 +18,6 @@ GROUPS = {
 }
 # The one-hop call of the bare one-hop ceiling on the same tool, beside a two-hop call.
 ONE_HOP = {"other-status": "status", "GetPeerStatus": "GetStatus"}
-
-
-# --- formatting ------------------------------------------------------------------
-def median(values):
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
-
-
-def ms(us):
-    return "–" if us is None else f"{us / 1000:.3f}"
-
-
-def rate(rps):
-    return "–" if rps is None else f"{rps:,.0f}"
-
-
-def micros(us):
-    return "–" if us is None else f"{us:.1f}"
-
-
-def ratio(a, b):
-    return None if a is None or not b else a / b
-
-
-def times(x):
-    return "–" if x is None else f"{x:.2f}×"
-
-
-def mb(kb):
-    return None if kb is None else kb * 1024 / 1e6
 
 
 # --- the records ---------------------------------------------------------------------
@@ -84,8 +48,7 @@ class Results:
     def bare(self, group, name, conns, key):
         """The bare ceiling's median for a case: the one-hop ceiling, or
         for two-hop calls the bare two-hop over a tonic Channel."""
-        target = "two-hop-tonic" if name in TWO_HOPS else "ceiling"
-        return self.median(group, target, name, conns, key)
+        return self.median(group, bare_target(name), name, conns, key)
 
     def names(self, group):
         return sorted({k[2] for k in self.cells if k[0] == group and k[1] == "service"}, key=list(PATHS).index)
@@ -114,14 +77,13 @@ def case_table(res, group):
             m = lambda target, key: res.median(group, target, name, conns, key)  # noqa: E731
             rps, bare_rps, go_rps = m("service", "rps"), res.bare(group, name, conns, "rps"), m("go", "rps")
             cpu, bare_cpu = m("service", "cpu_us"), res.bare(group, name, conns, "cpu_us")
-            bare_target = "two-hop-tonic" if name in TWO_HOPS else "ceiling"
             cells = [PATHS[name], str(conns), rate(rps), rate(bare_rps), f"**{times(ratio(rps, bare_rps))}**"]
             cells += [rate(go_rps), f"**{times(ratio(rps, go_rps))}**"] if go else []
             cells += [micros(cpu), micros(bare_cpu), f"**{times(ratio(cpu, bare_cpu))}**"]
             cells += [micros(m("go", "cpu_us"))] if go else []
             cells += [ms(m("service", "p50_us")), ms(m("service", "p99_us")), ms(m("service", "p999_us")),
                       ms(res.bare(group, name, conns, "p99_us"))] + ([ms(m("go", "p99_us"))] if go else [])
-            counts = [res.errors(group, "service", name, conns), res.errors(group, bare_target, name, conns)]
+            counts = [res.errors(group, "service", name, conns), res.errors(group, bare_target(name), name, conns)]
             cells.append(errors_text(*counts, *([res.errors(group, "go", name, conns)] if go else [])))
             lines.append("| " + " | ".join(cells) + " |")
     if set(res.names(group)) & set(TWO_HOPS):
@@ -250,50 +212,6 @@ def logging_table(res):
         else:
             verdict = "its cost"
         lines.append(f"| {what} | {rps_change:+.1%} | {cpu_change:+.1f} µs ({cpu:.1f} vs {base_cpu:.1f}) | {ir_text} | {verdict} |")
-    return lines + [""]
-
-
-IR_LABELS = {
-    "service": "`status-service serve`, logs on",
-    "warn": "`status-service serve`, logs off (RUST_LOG=warn)",
-    "ceiling": "bare ceiling (axum; tonic for GetStatus)",
-    "ab-ours": "service-ab: our JsonLines + BatchWriter",
-    "ab-fmt-json": "service-ab: tracing-subscriber's JSON formatter + our BatchWriter",
-    "ab-appender": "service-ab: our JsonLines + tracing-appender's writer",
-}
-
-
-def instructions(res, target, name):
-    return next((r["per_request"] for r in res.of("instructions") if r["target"] == target and r["name"] == name), None)
-
-
-def instructions_section(res):
-    rows = res.of("instructions")
-    if not rows:
-        return []
-    lines = [
-        "### Instructions per request (callgrind: user space, deterministic)",
-        "",
-        "Each server under `valgrind --tool=callgrind` (bench/instructions.sh), answering N1 then N2 requests on one",
-        "connection (h2load -c1 -m1; HTTP/1.1 for REST, h2c for gRPC); (instructions of the second run − the first) ÷",
-        "(N2 − N1). It does not move with other work on the machine, but leaves out the kernel (socket I/O, thread",
-        "wake-ups), which CPU time includes. Budget: bench/budget.json, the committed count the quick benchmark",
-        "checks (it fails above budget + 10%). Allocations: calls into glibc's malloc, calloc and posix_memalign",
-        "(where Rust's System allocator goes) in the same runs, per request.",
-        "",
-        "| server | path | instructions / request | vs its bare ceiling | budget | allocations / request | reallocations / request |",
-        "|---|---|--:|--:|--:|--:|--:|",
-    ]
-    budgets = {}
-    budget_file = Path(__file__).resolve().parent / "budget.json"
-    if budget_file.exists():
-        budgets = {name: case["instructions"] for name, case in json.loads(budget_file.read_text(encoding="utf-8"))["cases"].items()}
-    for r in rows:
-        base = instructions(res, "ceiling", r["name"])
-        allowed = budgets.get(r["name"]) if r["target"] == "service" else None
-        lines.append(f"| {IR_LABELS.get(r['target'], r['target'])} | {PATHS.get(r['name'], r['name'])} | {r['per_request']:,} "
-                     f"| {times(ratio(r['per_request'], base))} | {f'{allowed:,}' if allowed else ''} "
-                     f"| {r.get('allocations', '–')} | {r.get('reallocations', '–')} |")
     return lines + [""]
 
 
