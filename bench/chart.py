@@ -97,6 +97,7 @@ def panel(svg, title, note, rows, series, marks, goals=()):
     row_height = lines * BAR_HEIGHT + ROW_GAP
     first = svg.y
     for index, (label, sublabel, *row) in enumerate(rows):
+        goal = goals[index] if index < len(goals) else None
         svg.text(LABEL_WIDTH - 8, svg.y + BAR_HEIGHT, label, size=11, anchor="end")
         if sublabel:
             svg.text(LABEL_WIDTH - 8, svg.y + 2 * BAR_HEIGHT - 1, sublabel, size=9, anchor="end", fill="#777")
@@ -105,8 +106,8 @@ def panel(svg, title, note, rows, series, marks, goals=()):
             if value is None:
                 continue
             svg.rect(plot_x, y + 1, scale(value) - plot_x, BAR_HEIGHT - 2, colour)
-            svg.text(scale(value) + 4, y + BAR_HEIGHT - 2, f"{value:.2f}×", size=10)
-        goal = goals[index] if index < len(goals) else None
+            end = max(scale(value), scale(goal) if goal and i == 0 else 0)  # the figure clear of the goal's tick
+            svg.text(end + 4, y + BAR_HEIGHT - 2, f"{value:.2f}×", size=10)
         if goal:  # drawn over the bars
             svg.line(scale(goal), svg.y - 2, scale(goal), svg.y + BAR_HEIGHT + 2, stroke="#111", width=2.5)
         svg.y += row_height

@@ -324,6 +324,6 @@ def summary(res, extra_sections=(), image=None):
     # beside this script (bench/findings.md), quoted as it was at the run.
     findings = Path(__file__).resolve().parent / "findings.md"
     notes = findings.read_text(encoding="utf-8").splitlines() + [""] if findings.exists() else []
-    picture = [f"![Every case's ratio to its bare ceiling and to the Go peer, and instructions per request against the ceilings']({image})",
+    picture = [f"![Every case's ratio to its bare ceiling and to the Go peer, and instructions per request against the ceilings]({image})",
                "", f"The chart ({image}) is drawn by bench/chart.py from this run's records.", ""] if image else []
     return "\n".join(intro + targets_table(res, many_conns) + picture + notes + ["## Cases", ""] + cases) + "\n"
