@@ -25,13 +25,15 @@
 #   gRPC GetPeerStatus, h2c, two hops                    Channel (bench/src/bin/ceiling-two-hop.rs
 #                                                        in front of ceiling-tonic) (<= 1.3x)
 # A two-hop case is service-a and service-b (`serve`, each its own process)
-# against ceiling-two-hop and ceiling-tonic. All of it takes about 1.5 min on
-# a quiet 2-core machine (the six one-process cases alone: 40 s), so the
-# quick benchmark (CI) runs every case. The check fails when a case costs
-# more than its budget + the file's tolerance (10%), naming the case and by
-# how much. Refresh the budget deliberately, after a change that moved the
-# figures on purpose, with --update-budget, and commit bench/budget.json
-# with the change.
+# against ceiling-two-hop and ceiling-tonic. Time on the 2-core machine: the
+# three one-process cases and their ceilings took 38 s (26 s of CPU) at a
+# load average of 3; all eleven took 3.5 min (92 s of CPU) at a load average
+# of 10, so about 1.5 min on a quiet machine (estimated from the CPU time):
+# the quick benchmark (CI) runs every case, the two hops adding about a
+# minute. The check fails when a case costs more than its budget + the
+# file's tolerance (10%), naming the case and by how much. Refresh the
+# budget deliberately, after a change that moved the figures on purpose,
+# with --update-budget, and commit bench/budget.json with the change.
 #
 # run.sh calls this with --into DIR (its results directory: records are
 # appended to DIR/raw/results.jsonl; the ceilings' answers are read from
