@@ -11,10 +11,11 @@
 //!
 //! A gRPC status usually comes in the trailers, after the body, and a
 //! stream's latency is its whole life; so for gRPC the line is written when
-//! the response body ends (or is dropped), not when the head is sent. A body
-//! ends with its trailers, with gRPC-Web's trailer frame (the status as the
-//! last data frame), or when it says so (`is_end_stream`, after which hyper
-//! stops polling it and drops it).
+//! the response body ends (or is dropped), not when the head is sent
+//! ([`super::logged_body`]). The line itself is a typed record written
+//! without `tracing`'s formatting ([`crate::logging::access_line`]); this
+//! module decides whether it is written (`RUST_LOG`, for this module's
+//! target, checked once when the request starts) and carries its fields.
 //!
 //! Every request is counted open from its start until its line is written
 //! ([`InFlightRequests`]): HTTP/2 streams run as tasks of their own, so the
@@ -24,30 +25,28 @@
 
 use std::{
     net::{IpAddr, SocketAddr},
-    pin::Pin,
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicUsize, Ordering},
     },
-    task::{Context, Poll, ready},
     time::{Duration, Instant},
 };
 
-use bytes::Buf;
-use http::{HeaderMap, HeaderValue, Method, Request, Response, header::USER_AGENT};
-use http_body::{Body, Frame, SizeHint};
-use pin_project_lite::pin_project;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri, header::USER_AGENT};
 use status_gateway::{ServerFault, grpc_code_name, http_status};
 use tokio::sync::Notify;
 
-use super::{protocol::Protocol, request_id::ensure_request_id, trace_context::TraceContext};
+pub(crate) use super::logged_body::LoggedBody;
+use super::{
+    protocol::Protocol,
+    request_id::ensure_request_id,
+    trace_context::{Hex, TraceContext},
+};
 use crate::{
     emf::{CodeClass, Recorder, RouteId},
+    logging::access_line::{AccessRecord, Resource, write_access_line},
     telemetry::{Ending, ServerSpan, Spans},
 };
-
-/// Longest path or user agent written to a line; the rest is cut.
-const MAX_LOGGED_TEXT: usize = 256;
 
 /// The address of the connection a request came on, put in its extensions
 /// by the server.
@@ -136,10 +135,10 @@ impl InFlightRequests {
 pub(crate) struct Entry {
     shared: Arc<Shared>,
     route: RouteId,
-    protocol: Protocol,
+    pub(super) protocol: Protocol,
     started: Instant,
     /// None when request lines are off (RUST_LOG=warn): nothing to carry.
-    line: Option<Box<LineFields>>,
+    line: Option<LineFields>,
     /// The request's SERVER span, when trace export sampled it.
     span: Option<Box<ServerSpan>>,
 }
@@ -152,21 +151,26 @@ impl Drop for Entry {
     }
 }
 
+/// What the line needs of the request, kept without copying text: the
+/// header values and the URI share the request's bytes.
 #[derive(Debug)]
 struct LineFields {
     request_id: HeaderValue,
-    trace: TraceContext,
+    trace_id: [u8; 16],
+    span_id: [u8; 8],
+    parent_span_id: Option<[u8; 8]>,
+    amzn_trace_root: Option<[u8; 35]>,
     method: Method,
-    /// The path (REST) or the rpc (gRPC), cut to [`MAX_LOGGED_TEXT`].
-    target: String,
+    /// Its path is the line's `path` (REST) or `rpc` (gRPC).
+    uri: Uri,
     peer: Option<SocketAddr>,
     forwarded_for: Option<IpAddr>,
-    user_agent: Option<String>,
+    user_agent: Option<HeaderValue>,
 }
 
 /// How a request ended.
 #[derive(Debug, Clone, Copy)]
-enum Outcome {
+pub(super) enum Outcome {
     /// The whole answer was handed to the connection.
     Completed,
     /// The client went away first (or the connection broke).
@@ -201,14 +205,8 @@ impl Entry {
         shared.spans.sample(&mut trace);
         let target = target(protocol, request);
         // Nothing to carry when the line would not be written (RUST_LOG=warn).
-        let line = tracing::enabled!(tracing::Level::INFO).then(|| {
-            Box::new(LineFields::new(
-                request,
-                target,
-                request_id.clone(),
-                trace.clone(),
-            ))
-        });
+        let line = tracing::enabled!(tracing::Level::INFO)
+            .then(|| LineFields::new(request, request_id.clone(), &trace));
         let route = shared.recorder.route(target);
         let span = trace.sink().map(|sink| {
             Box::new(ServerSpan::new(
@@ -272,7 +270,7 @@ impl Entry {
 
     /// How a request that ended without its whole answer ended: cancelled
     /// by its client, or aborted by the server's stop.
-    fn cut_short(&self) -> Outcome {
+    pub(super) fn cut_short(&self) -> Outcome {
         if self.shared.aborting.load(Ordering::Relaxed) {
             Outcome::Aborted
         } else {
@@ -281,7 +279,12 @@ impl Entry {
     }
 
     /// Counts the request and writes its line.
-    fn finish(mut self, status: u16, grpc_status: Option<tonic::Code>, outcome: Outcome) {
+    pub(super) fn finish(
+        mut self,
+        status: u16,
+        grpc_status: Option<tonic::Code>,
+        outcome: Outcome,
+    ) {
         let latency = self.started.elapsed();
         let grpc = self.protocol.is_grpc();
         let grpc_code = match (grpc, grpc_status, outcome) {
@@ -319,24 +322,18 @@ impl Entry {
 }
 
 impl LineFields {
-    fn new<B>(
-        request: &Request<B>,
-        target: &str,
-        request_id: HeaderValue,
-        trace: TraceContext,
-    ) -> Self {
+    fn new<B>(request: &Request<B>, request_id: HeaderValue, trace: &TraceContext) -> Self {
         Self {
             request_id,
-            trace,
+            trace_id: trace.trace_id_bytes(),
+            span_id: trace.span_id_bytes(),
+            parent_span_id: trace.parent_id_bytes(),
+            amzn_trace_root: trace.amzn_root(),
             method: request.method().clone(),
-            target: truncated(target),
+            uri: request.uri().clone(),
             peer: request.extensions().get::<ClientAddress>().map(|c| c.0),
             forwarded_for: last_forwarded_for(request.headers()),
-            user_agent: request
-                .headers()
-                .get(USER_AGENT)
-                .and_then(|v| v.to_str().ok())
-                .map(truncated),
+            user_agent: request.headers().get(USER_AGENT).cloned(),
         }
     }
 
@@ -344,41 +341,52 @@ impl LineFields {
         &self,
         service: &str,
         protocol: Protocol,
-        latency: std::time::Duration,
+        latency: Duration,
         status: u16,
         grpc_code: Option<tonic::Code>,
         outcome: Outcome,
     ) {
-        // Whole microseconds, shown in milliseconds: 0.16, not 0.16048099999999998.
-        let latency_ms = latency.as_micros() as f64 / 1000.0;
-        let (path, rpc) = if protocol.is_grpc() {
-            (None, Some(self.target.as_str()))
+        write_access_line(&self.record(service, protocol, latency, status, grpc_code, outcome));
+    }
+
+    /// The line's record: these fields and how the request ended.
+    fn record<'a>(
+        &'a self,
+        service: &'a str,
+        protocol: Protocol,
+        latency: Duration,
+        status: u16,
+        grpc_code: Option<tonic::Code>,
+        outcome: Outcome,
+    ) -> AccessRecord<'a> {
+        let path = self.uri.path();
+        let resource = if protocol.is_grpc() {
+            Resource::Rpc(path.strip_prefix('/').unwrap_or(path))
         } else {
-            (Some(self.target.as_str()), None)
+            Resource::Path(path)
         };
-        // The client is the last X-Forwarded-For hop, the one the load
-        // balancer appended; earlier hops are whatever the caller sent.
-        let client = self.forwarded_for.or(self.peer.map(|peer| peer.ip()));
-        tracing::info!(
+        AccessRecord {
+            target: module_path!(),
             service,
-            request_id = self.request_id.to_str().ok(),
-            trace_id = %self.trace.trace_id(),
-            span_id = %self.trace.span_id(),
-            parent_span_id = self.trace.parent_id().map(tracing::field::display),
-            amzn_trace_root = self.trace.amzn_root(),
-            method = self.method.as_str(),
-            path,
-            rpc,
-            protocol = protocol.as_str(),
+            request_id: self.request_id.to_str().ok(),
+            trace_id: self.trace_id,
+            span_id: self.span_id,
+            parent_span_id: self.parent_span_id,
+            amzn_trace_root: self.amzn_trace_root,
+            method: self.method.as_str(),
+            resource,
+            protocol: protocol.as_str(),
             status,
-            grpc_code = grpc_code.map(grpc_code_name),
-            latency_ms,
-            client = client.map(tracing::field::display),
-            peer = self.peer.map(tracing::field::display),
-            user_agent = self.user_agent.as_deref(),
-            outcome = outcome.as_str(),
-            "request"
-        );
+            grpc_code: grpc_code.map(grpc_code_name),
+            latency,
+            // The client is the last X-Forwarded-For hop, the one the load
+            // balancer appended; earlier hops are whatever the caller sent.
+            client: self.forwarded_for.or(self.peer.map(|peer| peer.ip())),
+            peer: self.peer,
+            // Only visible ASCII (and tabs) is written: other bytes leave it out.
+            user_agent: self.user_agent.as_ref().and_then(|v| v.to_str().ok()),
+            outcome: outcome.as_str(),
+        }
     }
 
     /// The error line of a request whose handler panicked or failed on
@@ -387,7 +395,7 @@ impl LineFields {
         tracing::error!(
             service,
             request_id = self.request_id.to_str().ok(),
-            trace_id = %self.trace.trace_id(),
+            trace_id = %Hex(&self.trace_id),
             grpc_code = grpc_code_name(grpc_code),
             error,
             "{message}"
@@ -413,134 +421,8 @@ fn last_forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
     value.rsplit(',').next()?.trim().parse().ok()
 }
 
-fn grpc_code(value: &HeaderValue) -> tonic::Code {
+pub(super) fn grpc_code(value: &HeaderValue) -> tonic::Code {
     tonic::Code::from_bytes(value.as_bytes())
-}
-
-/// The status of a gRPC-Web trailer frame (flag 0x80, then the trailers as
-/// `name:value\r\n` lines), as tonic-web sends it: one data frame of its
-/// own, base64 as a whole when it answers `grpc-web-text` (which it does
-/// when the client accepts it, whatever the request's own type). The first
-/// byte tells them apart: 0x80 (binary) or `g` (base64 of 0x80), where a
-/// message frame starts with 0x00/0x01 or `A`. None for any other frame.
-fn grpc_web_trailer_status(chunk: &[u8]) -> Option<tonic::Code> {
-    use base64::Engine as _;
-    let decoded;
-    let frame = match chunk.first()? {
-        0x80 => chunk,
-        b'g' => {
-            decoded = base64::engine::general_purpose::STANDARD
-                .decode(chunk)
-                .ok()?;
-            decoded.as_slice()
-        }
-        _ => return None,
-    };
-    let (&flag, rest) = frame.split_first()?;
-    if flag != 0x80 || rest.len() < 4 {
-        return None;
-    }
-    let trailers = &rest[4..];
-    let code = trailers
-        .split(|&byte| byte == b'\n')
-        .find_map(|line| {
-            let (name, value) = line.split_at(line.iter().position(|&b| b == b':')?);
-            name.eq_ignore_ascii_case(b"grpc-status")
-                .then(|| value[1..].trim_ascii())
-        })
-        .map_or(tonic::Code::Unknown, tonic::Code::from_bytes);
-    Some(code)
-}
-
-fn truncated(text: &str) -> String {
-    if text.len() <= MAX_LOGGED_TEXT {
-        return text.to_owned();
-    }
-    let mut end = MAX_LOGGED_TEXT;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}...", &text[..end])
-}
-
-pin_project! {
-    /// A response body that writes the access line when it ends.
-    pub(crate) struct LoggedBody<B> {
-        #[pin]
-        inner: B,
-        pending: Option<(Entry, u16)>,
-    }
-
-    impl<B> PinnedDrop for LoggedBody<B> {
-        fn drop(this: Pin<&mut Self>) {
-            if let Some((entry, status)) = this.project().pending.take() {
-                let outcome = entry.cut_short();
-                entry.finish(status, None, outcome);
-            }
-        }
-    }
-}
-
-impl<B> LoggedBody<B> {
-    pub(crate) fn done(inner: B) -> Self {
-        Self {
-            inner,
-            pending: None,
-        }
-    }
-
-    fn pending(inner: B, pending: (Entry, u16)) -> Self {
-        Self {
-            inner,
-            pending: Some(pending),
-        }
-    }
-}
-
-impl<B: Body> Body for LoggedBody<B>
-where
-    B::Data: Buf,
-{
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let mut this = self.project();
-        let frame = ready!(this.inner.as_mut().poll_frame(cx));
-        let Some((entry, _)) = this.pending.as_ref() else {
-            return Poll::Ready(frame);
-        };
-        // Some(code): the answer is over, with this status if one was seen.
-        let ended = match &frame {
-            Some(Ok(frame)) => match (frame.trailers_ref(), frame.data_ref()) {
-                (Some(trailers), _) => Some(trailers.get("grpc-status").map(grpc_code)),
-                (None, Some(data)) if entry.protocol.is_grpc_web() => {
-                    grpc_web_trailer_status(data.chunk()).map(Some)
-                }
-                _ => None,
-            },
-            Some(Err(_)) | None => Some(None),
-        };
-        // hyper stops polling (and drops) a body once it says it has ended.
-        let ended = ended.or_else(|| this.inner.is_end_stream().then_some(None));
-        if let Some(grpc_status) = ended
-            && let Some((entry, status)) = this.pending.take()
-        {
-            entry.finish(status, grpc_status, Outcome::Completed);
-        }
-        Poll::Ready(frame)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
 }
 
 #[cfg(test)]
@@ -571,48 +453,82 @@ mod tests {
     }
 
     #[test]
-    fn long_text_is_cut_on_a_character_boundary() {
-        assert_eq!(truncated("short"), "short");
-        let long = "é".repeat(200);
-        let cut = truncated(&long);
-        assert!(
-            cut.len() <= MAX_LOGGED_TEXT + 3 && cut.ends_with("..."),
-            "{cut}"
-        );
-    }
-
-    #[test]
-    fn grpc_web_trailer_frames_give_their_status() {
-        use base64::Engine as _;
-        let frame = |flag: u8, payload: &[u8]| {
-            let mut frame = vec![flag];
-            frame.extend_from_slice(&u32::try_from(payload.len()).expect("small").to_be_bytes());
-            frame.extend_from_slice(payload);
-            frame
-        };
-        let ok = frame(0x80, b"grpc-status:0\r\ngrpc-message:\r\n");
-        let late = frame(0x80, b"grpc-message:too%20slow\r\ngrpc-status:4\r\n");
-        let message = frame(0, b"\x0a\x00");
-        let text = |frame: &[u8]| base64::engine::general_purpose::STANDARD.encode(frame);
-        for (chunk, expected) in [
-            (ok.clone(), Some(tonic::Code::Ok)),
-            (late.clone(), Some(tonic::Code::DeadlineExceeded)),
-            (message.clone(), None),
-            (text(&ok).into_bytes(), Some(tonic::Code::Ok)),
+    fn the_record_takes_the_requests_fields_as_the_line_shows_them() {
+        let trace_headers = [(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )];
+        // (protocol, uri, user agent bytes, forwarded for) -> (resource, user agent, client)
+        for (protocol, uri, agent, forwarded, resource, user_agent, client) in [
             (
-                text(&late).into_bytes(),
-                Some(tonic::Code::DeadlineExceeded),
+                Protocol::Http1,
+                "/service-a/status?x=1",
+                &b"curl/8.0"[..],
+                None,
+                "/service-a/status",
+                Some("curl/8.0"),
+                "10.0.0.9",
             ),
-            (text(&message).into_bytes(), None),
-            (frame(0x80, b"no-status:1\r\n"), Some(tonic::Code::Unknown)),
-            (Vec::new(), None),
+            (
+                Protocol::Grpc,
+                "/scdemo.S/Get",
+                b"tab\there",
+                Some("6.6.6.6, 203.0.113.7"),
+                "scdemo.S/Get",
+                Some("tab\there"),
+                "203.0.113.7",
+            ),
+            // Bytes that are not visible ASCII: the user agent is left out.
+            (
+                Protocol::Http1,
+                "/caf%C3%A9",
+                b"bad \xff\xfe agent",
+                None,
+                "/caf%C3%A9",
+                None,
+                "10.0.0.9",
+            ),
         ] {
-            assert_eq!(
-                grpc_web_trailer_status(&chunk),
-                expected,
-                "{:?}",
-                String::from_utf8_lossy(&chunk)
+            let mut request = Request::builder().uri(uri).body(()).expect("request");
+            for (name, value) in trace_headers {
+                request
+                    .headers_mut()
+                    .insert(name, HeaderValue::from_static(value));
+            }
+            request.headers_mut().insert(
+                USER_AGENT,
+                HeaderValue::from_bytes(agent).expect("obs-text"),
             );
+            if let Some(hops) = forwarded {
+                request
+                    .headers_mut()
+                    .insert("x-forwarded-for", HeaderValue::from_static(hops));
+            }
+            let peer: SocketAddr = "10.0.0.9:52114".parse().expect("address");
+            request.extensions_mut().insert(ClientAddress(peer));
+            let trace = TraceContext::from_headers(request.headers());
+            let fields = LineFields::new(&request, HeaderValue::from_static("id-1"), &trace);
+            let record = fields.record(
+                "service-a",
+                protocol,
+                Duration::from_micros(1),
+                200,
+                None,
+                Outcome::Completed,
+            );
+            let written = match record.resource {
+                Resource::Path(path) if !protocol.is_grpc() => path,
+                Resource::Rpc(rpc) if protocol.is_grpc() => rpc,
+                other => panic!("{other:?} for {protocol:?}"),
+            };
+            assert_eq!(written, resource);
+            assert_eq!(record.user_agent, user_agent, "{uri}");
+            assert_eq!(record.client, Some(client.parse().expect("ip")));
+            assert_eq!(record.peer, Some(peer));
+            assert_eq!(record.request_id, Some("id-1"));
+            assert_eq!(record.trace_id, trace.trace_id_bytes());
+            assert_eq!(record.parent_span_id, trace.parent_id_bytes());
+            assert_eq!(record.method, "GET");
         }
     }
 

@@ -7,6 +7,7 @@ pub(crate) mod deadline;
 pub(crate) mod envelope;
 pub(crate) mod grpc_limits;
 pub(crate) mod load_shed;
+pub(crate) mod logged_body;
 pub(crate) mod protocol;
 pub(crate) mod refused;
 pub(crate) mod request_id;

@@ -151,9 +151,8 @@ impl TraceContext {
 
     /// The caller's X-Ray root (`1-5759e988-bd862e3fe1be46a994272793`, as
     /// the ALB logs it), when it sent an `X-Amzn-Trace-Id`.
-    pub fn amzn_root(&self) -> Option<String> {
-        self.amzn_root
-            .map(|root| String::from_utf8_lossy(&amzn_root_text(&root)).into_owned())
+    pub(crate) fn amzn_root(&self) -> Option<[u8; 35]> {
+        self.amzn_root.as_ref().map(amzn_root_text)
     }
 
     pub fn trace_id(&self) -> Hex<'_> {
@@ -225,7 +224,7 @@ fn hex_into(out: &mut [u8], bytes: &[u8]) {
 
 /// Lowercase hex of an id, for logs and headers.
 #[derive(Debug, Clone, Copy)]
-pub struct Hex<'a>(&'a [u8]);
+pub struct Hex<'a>(pub(crate) &'a [u8]);
 
 impl fmt::Display for Hex<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -462,8 +461,8 @@ mod tests {
             format!("Root=1-5759e988-bd862e3fe1be46a994272793;Parent={span}").as_str()
         );
         assert_eq!(
-            without_sampled.amzn_root().as_deref(),
-            Some("1-5759e988-bd862e3fe1be46a994272793")
+            without_sampled.amzn_root().as_ref().map(|root| &root[..]),
+            Some(&b"1-5759e988-bd862e3fe1be46a994272793"[..])
         );
     }
 
@@ -537,8 +536,8 @@ mod tests {
         ]));
         assert_eq!(context.trace_id().to_string(), TRACE);
         assert_eq!(
-            context.amzn_root().as_deref(),
-            Some("1-5759e988-bd862e3fe1be46a994272793")
+            context.amzn_root().as_ref().map(|root| &root[..]),
+            Some(&b"1-5759e988-bd862e3fe1be46a994272793"[..])
         );
         let outgoing = context.outgoing_headers();
         assert!(

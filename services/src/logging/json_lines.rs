@@ -123,6 +123,15 @@ fn write_json_string(writer: &mut impl text::Write, value: &str) -> text::Result
 
 /// `value` escaped as the inside of a JSON string literal.
 fn write_json_chars(writer: &mut impl text::Write, value: &str) -> text::Result {
+    json_escaped(value, |piece| writer.write_str(piece))
+}
+
+/// Hands `value` to `write` in pieces that together are `value` escaped as
+/// the inside of a JSON string literal (shared with the access line).
+pub(super) fn json_escaped<E>(
+    value: &str,
+    mut write: impl FnMut(&str) -> Result<(), E>,
+) -> Result<(), E> {
     let mut clean_from = 0;
     // Every byte that needs escaping is ASCII, so slicing around it is safe.
     for (at, byte) in value.bytes().enumerate() {
@@ -132,19 +141,23 @@ fn write_json_chars(writer: &mut impl text::Write, value: &str) -> text::Result 
             b'\n' => "\\n",
             b'\r' => "\\r",
             b'\t' => "\\t",
-            0..0x20 => "",
+            0..0x20 => CONTROL_ESCAPES[usize::from(byte)],
             _ => continue,
         };
-        writer.write_str(&value[clean_from..at])?;
-        if escape.is_empty() {
-            write!(writer, "\\u{byte:04x}")?;
-        } else {
-            writer.write_str(escape)?;
-        }
+        write(&value[clean_from..at])?;
+        write(escape)?;
         clean_from = at + 1;
     }
-    writer.write_str(&value[clean_from..])
+    write(&value[clean_from..])
 }
+
+/// `\u00XX` for each control character.
+const CONTROL_ESCAPES: [&str; 0x20] = [
+    "\\u0000", "\\u0001", "\\u0002", "\\u0003", "\\u0004", "\\u0005", "\\u0006", "\\u0007",
+    "\\u0008", "\\u0009", "\\u000a", "\\u000b", "\\u000c", "\\u000d", "\\u000e", "\\u000f",
+    "\\u0010", "\\u0011", "\\u0012", "\\u0013", "\\u0014", "\\u0015", "\\u0016", "\\u0017",
+    "\\u0018", "\\u0019", "\\u001a", "\\u001b", "\\u001c", "\\u001d", "\\u001e", "\\u001f",
+];
 
 #[cfg(test)]
 mod tests {

@@ -18,6 +18,7 @@
 //! This module depends on nothing else of the crate: `config` and `emf`
 //! use it, never the other way round.
 
+pub(crate) mod access_line;
 mod json_lines;
 mod stdout_sink;
 
@@ -25,7 +26,9 @@ use std::io;
 
 use clap::ValueEnum;
 use tracing::Subscriber;
-use tracing_subscriber::{EnvFilter, fmt, fmt::MakeWriter};
+use tracing_subscriber::{EnvFilter, fmt, fmt::MakeWriter, layer::SubscriberExt};
+
+use self::access_line::AccessLines;
 
 pub use self::{
     json_lines::JsonLines,
@@ -75,7 +78,8 @@ pub fn init(format: LogFormat) -> Result<(LogWriter, LogGuard), LogInitError> {
 
 /// The subscriber `init` installs, writing to any writer (tests capture it).
 /// JSON lines have the event's fields (`request_id` among them) at the top
-/// level.
+/// level. Access lines are written by [`access_line`] in the same format to
+/// the same writer.
 pub fn subscriber<W>(
     format: LogFormat,
     filter: EnvFilter,
@@ -83,14 +87,15 @@ pub fn subscriber<W>(
     ansi: bool,
 ) -> Box<dyn Subscriber + Send + Sync>
 where
-    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+    W: for<'w> MakeWriter<'w> + Clone + Send + Sync + 'static,
 {
+    let access_lines = AccessLines::new(format, ansi, writer.clone());
     let builder = fmt()
         .with_env_filter(filter)
         .with_writer(writer)
         .with_ansi(ansi);
     match format {
-        LogFormat::Json => Box::new(builder.event_format(JsonLines).finish()),
-        LogFormat::Text => Box::new(builder.finish()),
+        LogFormat::Json => Box::new(builder.event_format(JsonLines).finish().with(access_lines)),
+        LogFormat::Text => Box::new(builder.finish().with(access_lines)),
     }
 }
