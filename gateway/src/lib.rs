@@ -3,7 +3,10 @@
 //!
 //! It owns no logic. Each route calls the gRPC service implementation
 //! in-process, through the generated traits (`StatusService`, `Health`), and
-//! answers the proto3 JSON mapping of the very message gRPC would have sent.
+//! answers the proto3 JSON mapping of the very message gRPC would have sent;
+//! `/status` reads it already encoded ([`StatusJson`]: once per change of
+//! the status, not per request). [`RestRoutes`] picks the route with one
+//! match on the path and method, without a router.
 //! The JSON impls come from `status-api` (pbjson), so there is one source of
 //! truth: `proto/`.
 //!

@@ -22,6 +22,7 @@ use axum::{
     },
     response::IntoResponse,
 };
+use futures_util::FutureExt as _;
 use status_api::v1::{GetPeerStatusRequest, status_service_server::StatusService};
 use tonic::metadata::MetadataMap;
 use tonic_health::pb::{
@@ -187,12 +188,21 @@ where
             })),
             Route::OpenApi => Answer::Ready(Some(json_response(backends.openapi.clone()))),
             Route::Healthcheck => {
-                let health = Arc::clone(&backends.health);
-                // "" is the whole server, as in the gRPC health checking protocol.
-                let request = grpc_request(request, HealthCheckRequest::default());
-                Answer::Waiting(Box::pin(async move {
-                    healthcheck_answer(health.check(request).await)
-                }))
+                // "" is the whole server, as in the gRPC health checking
+                // protocol. The check reads the reporter's state and is
+                // ready at once unless a change is being written: answered
+                // here then, without a boxed future to poll later.
+                let check = tonic::Request::new(HealthCheckRequest::default());
+                match backends.health.check(check).now_or_never() {
+                    Some(answer) => Answer::Ready(Some(healthcheck_answer(answer))),
+                    None => {
+                        let health = Arc::clone(&backends.health);
+                        let request = grpc_request(request, HealthCheckRequest::default());
+                        Answer::Waiting(Box::pin(async move {
+                            healthcheck_answer(health.check(request).await)
+                        }))
+                    }
+                }
             }
             Route::OtherStatus => {
                 let status = Arc::clone(&backends.status);

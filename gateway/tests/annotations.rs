@@ -70,6 +70,7 @@ async fn each_annotated_path_reaches_its_rpc_and_answers_its_response_body() {
         };
         let health = RecordingHealth {
             record: Arc::clone(&record),
+            ..Default::default()
         };
         let router = status_gateway::RestRoutes::new(SERVICE, Arc::new(status), Arc::new(health));
         let path = format!("/{SERVICE}{}", route.path);

@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use common::{StandIn, call, health};
+use common::{RecordingHealth, StandIn, call, health};
 use http::StatusCode;
 use status_gateway::RestRoutes;
 use tonic::Code;
@@ -62,6 +62,33 @@ async fn healthcheck_follows_the_health_service() {
         assert_eq!(
             (status, body),
             (code, serde_json::json!({ "status": text }))
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_health_check_that_waits_is_answered_when_it_is_ready() {
+    // The check is answered at the match when ready at once; one that is
+    // not (the reporter being written) is awaited, with the caller's ids.
+    for waits in [false, true] {
+        let health = RecordingHealth {
+            waits,
+            ..Default::default()
+        };
+        let record = Arc::clone(&health.record);
+        let routes = RestRoutes::new("service-x", Arc::new(StandIn::default()), Arc::new(health));
+        let (status, body) = call(routes, "GET", "/service-x/healthcheck").await;
+        assert_eq!(
+            (status, body),
+            (StatusCode::OK, serde_json::json!({ "status": "SERVING" })),
+            "waits: {waits}"
+        );
+        assert_eq!(record.calls.lock().unwrap().len(), 1, "waits: {waits}");
+        let ids = record.request_ids.lock().unwrap().clone();
+        assert_eq!(
+            ids,
+            if waits { vec!["id-1"] } else { vec![] },
+            "waits: {waits}"
         );
     }
 }

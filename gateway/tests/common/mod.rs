@@ -135,6 +135,8 @@ pub(crate) async fn health(serving: ServingStatus) -> Arc<HealthService> {
 #[derive(Default)]
 pub(crate) struct RecordingHealth {
     pub(crate) record: Arc<Record>,
+    /// Not ready at the first poll (as when the reporter is being written).
+    pub(crate) waits: bool,
 }
 
 #[tonic::async_trait]
@@ -143,6 +145,9 @@ impl Health for RecordingHealth {
         &self,
         request: tonic::Request<HealthCheckRequest>,
     ) -> Result<Response<HealthCheckResponse>, Status> {
+        if self.waits {
+            tokio::task::yield_now().await;
+        }
         let answer = HealthCheckResponse {
             status: ServingStatus::Serving as i32,
         };
