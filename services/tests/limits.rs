@@ -337,3 +337,51 @@ async fn http2_streams_beyond_the_limit_wait_for_a_free_one() {
         .expect("third stream");
     assert!(opened_at >= freed_at);
 }
+
+#[tokio::test]
+async fn at_read_gate_requests_a_connection_stops_reading_until_one_finishes() {
+    // One request allowed; a call to the slow peer holds it for the peer
+    // timeout (1.5 s).
+    let a = start(Duration::from_secs(5), |c| c.limits.read_gate_requests = 1).await;
+    let client = a.grpc().await;
+    let slow = tokio::spawn({
+        let mut client = client.clone();
+        async move {
+            let answer = client
+                .get_peer_status(status_api::v1::GetPeerStatusRequest {})
+                .await;
+            (answer.map(|_| ()), Instant::now())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A second call on the same connection is not read while it waits.
+    let quick = tokio::spawn({
+        let mut client = client.clone();
+        async move {
+            let answer = client.get_status(status_api::v1::GetStatusRequest {}).await;
+            (answer.map(|_| ()), Instant::now())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!quick.is_finished(), "read past READ_GATE_REQUESTS");
+    // A health probe on a new connection is read and answered meanwhile.
+    let probed = Instant::now();
+    let health = get_http1(a.address, "/service-a/healthcheck").await;
+    assert_eq!(health.status, StatusCode::OK);
+    assert!(
+        probed.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        probed.elapsed()
+    );
+    assert!(!quick.is_finished(), "read past READ_GATE_REQUESTS");
+    // Once the slow call ends, the connection reads on and the call is answered.
+    let (slow_answer, slow_ended) = slow.await.expect("task");
+    let code = slow_answer.expect_err("the peer is too slow").code();
+    assert!(
+        matches!(code, Code::DeadlineExceeded | Code::Unavailable),
+        "{code:?}"
+    );
+    let (quick_answer, quick_ended) = quick.await.expect("task");
+    quick_answer.expect("answered once read");
+    assert!(quick_ended >= slow_ended - Duration::from_millis(100));
+}

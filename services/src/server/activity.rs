@@ -21,6 +21,12 @@ const NO_HEAD: u64 = u64::MAX;
 pub(crate) struct Activity {
     started: Instant,
     in_flight: AtomicUsize,
+    /// A request has begun on it (its reads are gated from then on:
+    /// [`super::read_gate`]).
+    requests_begun: AtomicBool,
+    /// Request bodies not yet received in full: the connection reads past
+    /// the read gate while any is (the bytes finish work admitted).
+    bodies_pending: AtomicUsize,
     /// Milliseconds from `started` to when `in_flight` last fell to 0.
     idle_since_ms: AtomicU64,
     /// Milliseconds from `started` to when the head being read began
@@ -39,6 +45,8 @@ impl Activity {
         Self {
             started: Instant::now(),
             in_flight: AtomicUsize::new(0),
+            requests_begun: AtomicBool::new(false),
+            bodies_pending: AtomicUsize::new(0),
             idle_since_ms: AtomicU64::new(0),
             head_since_ms: AtomicU64::new(NO_HEAD),
             http1: AtomicBool::new(false),
@@ -69,8 +77,25 @@ impl Activity {
         Some(Duration::from_millis(self.now_ms().saturating_sub(since)))
     }
 
+    /// Whether any request has begun on this connection.
+    pub(crate) fn requests_begun(&self) -> bool {
+        self.requests_begun.load(Ordering::Relaxed)
+    }
+
+    /// Whether a request body is still being received.
+    pub(crate) fn reading_bodies(&self) -> bool {
+        self.bodies_pending.load(Ordering::Acquire) > 0
+    }
+
+    /// A request body is being received until the guard is dropped.
+    pub(crate) fn body_pending(self: &Arc<Self>) -> BodyPending {
+        self.bodies_pending.fetch_add(1, Ordering::AcqRel);
+        BodyPending(Arc::clone(self))
+    }
+
     pub(crate) fn begin(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.requests_begun.store(true, Ordering::Relaxed);
         if self.http1.load(Ordering::Relaxed) {
             self.head_done();
         }
@@ -176,6 +201,16 @@ impl Drop for InFlight {
                 .idle_since_ms
                 .store(activity.now_ms(), Ordering::Relaxed);
         }
+    }
+}
+
+/// A request body not yet received in full.
+#[derive(Debug)]
+pub(crate) struct BodyPending(Arc<Activity>);
+
+impl Drop for BodyPending {
+    fn drop(&mut self) {
+        self.0.bodies_pending.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

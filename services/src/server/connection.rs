@@ -11,7 +11,9 @@
 //!   gracefully (a keep-alive HTTP/1.1 connection waiting for its next
 //!   request is idle, not reading a head);
 //! - under connection pressure an idle one may be asked to close sooner
-//!   ([`super::pressure`]).
+//!   ([`super::pressure`]);
+//! - while the service handles `READ_GATE_REQUESTS` requests, it stops
+//!   reading more after its first request ([`super::read_gate`]).
 //!
 //! A graceful close (GOAWAY) never cuts work in flight: the connection is
 //! dropped only once it has had nothing in flight for a short grace, so a
@@ -43,9 +45,10 @@ use tokio_util::sync::CancellationToken;
 use tower::Service;
 
 use super::{
-    activity::{Activity, InFlight},
+    activity::{Activity, BodyPending, InFlight},
     head_watch::HeadWatch,
     pressure::Tracked,
+    read_gate::{Gated, Handling, ReadGate},
 };
 use crate::{
     config::ServerLimits,
@@ -112,6 +115,8 @@ pub(crate) struct ConnectionContext<S> {
     pub(crate) closing: CancellationToken,
     /// Logs and counts the requests hyper itself refused.
     pub(crate) refusals: Refusals,
+    /// Connections stop reading while this many requests are handled.
+    pub(crate) read_gate: Arc<ReadGate>,
 }
 
 /// Whether and why a connection is being closed.
@@ -134,7 +139,7 @@ pub(crate) async fn serve<S, B>(
     tracked: Tracked,
     context: ConnectionContext<S>,
 ) where
-    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S: Service<Request<RequestBody>, Response = Response<B>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     B: Body + Send + 'static,
@@ -150,6 +155,7 @@ pub(crate) async fn serve<S, B>(
         lifecycle,
         closing,
         refusals,
+        read_gate,
     } = context;
     let activity = Arc::clone(tracked.activity());
     // `readable()` can report a fresh socket ready before any byte came;
@@ -180,8 +186,13 @@ pub(crate) async fn serve<S, B>(
         client,
         activity: Arc::clone(&activity),
         lifecycle,
+        read_gate: Arc::clone(&read_gate),
     };
-    let io = HeadWatch::new(stream, Arc::clone(&activity));
+    let io = Gated::new(
+        HeadWatch::new(stream, Arc::clone(&activity)),
+        read_gate,
+        Arc::clone(&activity),
+    );
     let connection = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
     tokio::pin!(connection);
     let idle = activity.idle_for(idle_timeout, Instant::now());
@@ -257,11 +268,12 @@ struct PerConnection<S> {
     client: SocketAddr,
     activity: Arc<Activity>,
     lifecycle: Arc<Lifecycle>,
+    read_gate: Arc<ReadGate>,
 }
 
 impl<S, B> Service<Request<Incoming>> for PerConnection<S>
 where
-    S: Service<Request<Incoming>, Response = Response<B>>,
+    S: Service<Request<RequestBody>, Response = Response<B>>,
 {
     type Response = Response<InFlightBody<B>>;
     type Error = S::Error;
@@ -271,10 +283,15 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request<Incoming>) -> Self::Future {
+    fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+        let mut request = request.map(|inner| RequestBody {
+            pending: (!inner.is_end_stream()).then(|| self.activity.body_pending()),
+            inner,
+        });
         request.extensions_mut().insert(ClientAddress(self.client));
         PerConnectionFuture {
             close: request.version() < Version::HTTP_2 && self.lifecycle.is_draining(),
+            handling: Some(self.read_gate.begin()),
             in_flight: Some(self.activity.begin()),
             inner: self.inner.call(request),
         }
@@ -286,6 +303,8 @@ pin_project! {
         #[pin]
         inner: F,
         in_flight: Option<InFlight>,
+        // Until the response is ready (a stream's first answer).
+        handling: Option<Handling>,
         close: bool,
     }
 }
@@ -298,7 +317,9 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let mut response = ready!(this.inner.poll(cx))?;
+        let answer = ready!(this.inner.poll(cx));
+        this.handling.take();
+        let mut response = answer?;
         if *this.close {
             response
                 .headers_mut()
@@ -309,6 +330,41 @@ where
             inner,
             _in_flight: in_flight,
         })))
+    }
+}
+
+pin_project! {
+    /// A request body, counted as still coming until it ends (or is
+    /// dropped): its connection reads past the read gate meanwhile.
+    pub(crate) struct RequestBody {
+        #[pin]
+        inner: Incoming,
+        pending: Option<BodyPending>,
+    }
+}
+
+impl Body for RequestBody {
+    type Data = <Incoming as Body>::Data;
+    type Error = <Incoming as Body>::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let mut this = self.project();
+        let frame = ready!(this.inner.as_mut().poll_frame(cx));
+        if !matches!(frame, Some(Ok(_))) || this.inner.is_end_stream() {
+            this.pending.take();
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 

@@ -19,6 +19,7 @@ mod connection;
 mod head_watch;
 mod listener;
 mod pressure;
+mod read_gate;
 
 use std::{sync::Arc, time::Duration};
 
@@ -32,6 +33,7 @@ use self::{
     connection::ConnectionContext,
     listener::{AcceptSettings, accept_until_stopped},
     pressure::Pressure,
+    read_gate::ReadGate,
 };
 use crate::{
     config::ServiceConfig,
@@ -93,6 +95,9 @@ pub async fn serve(
         &lifecycle,
         spans.clone(),
     )?;
+    let read_gate = ReadGate::new(service, limits.read_gate_requests);
+    // Until every connection has ended (parked readers wait through the drain).
+    let gate_ticks = tokio::spawn(read_gate::run_ticks(Arc::clone(&read_gate)));
     let context = ConnectionContext {
         app,
         builder: Arc::new(connection::builder(limits)),
@@ -102,6 +107,7 @@ pub async fn serve(
         lifecycle: Arc::clone(&lifecycle),
         closing: stopping.clone(),
         refusals: Refusals::new(service, Arc::clone(&recorder)),
+        read_gate,
     };
     let settings = AcceptSettings {
         service: service.to_owned(),
@@ -146,6 +152,7 @@ pub async fn serve(
         shutdown_timeout = ?config.shutdown_timeout,
         max_connections = limits.max_connections,
         max_concurrent_requests = limits.max_concurrent_requests,
+        read_gate_requests = limits.read_gate_requests,
         max_watch_streams = limits.max_watch_streams,
         request_timeout = ?limits.request_timeout,
         connection_idle_timeout = ?limits.connection_idle_timeout,
@@ -198,6 +205,7 @@ pub async fn serve(
         in_flight.aborting();
         connections.shutdown().await;
     }
+    gate_ticks.abort();
     // HTTP/2 streams are tasks of their own, outside the connection set:
     // wait (briefly: their connections are gone) for their lines and counts.
     let still_open = in_flight.ended(REQUESTS_END_GRACE).await;
