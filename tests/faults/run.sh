@@ -28,7 +28,7 @@ export SCF_RUN_ID=$$
 # Every case and its time limit in seconds (`timeout` ends it after that).
 declare -A budget=(
   [watch-flood]=120 [idle-flood]=150 [slowloris]=90 [bad-headers]=120
-  [rapid-reset]=90 [sigterm]=90 [peer-faults]=240 [peer-overload]=260 [panic]=60
+  [rapid-reset]=90 [sigterm]=90 [peer-faults]=240 [peer-overload]=330 [panic]=60
   [conn-pressure]=150
 )
 # `panic` needs a way to make a handler panic, which the binary does not
