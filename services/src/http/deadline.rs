@@ -12,10 +12,13 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use http::{HeaderMap, Response};
+use http::{HeaderMap, HeaderName, Response};
 use tokio::time::Instant;
 
 use super::protocol::{Protocol, error_response};
+
+/// `grpc-timeout`, parsed once (a `&str` name is parsed at every lookup).
+static GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 
 /// When the request must have been answered, in its extensions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +58,7 @@ pub(crate) fn deadline_exceeded(protocol: Protocol, timeout: Duration) -> Respon
 /// The caller's deadline from its `grpc-timeout` header (`<1-8 digits><unit>`,
 /// unit one of H M S m u n).
 pub(crate) fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    let value = headers.get(&GRPC_TIMEOUT)?.to_str().ok()?;
     let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
     // Digits only: `u64::from_str` would also take a leading `+`.
     if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {

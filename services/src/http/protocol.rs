@@ -19,21 +19,18 @@ pub(crate) enum Protocol {
 }
 
 impl Protocol {
+    /// From the content type (one lookup), then the version.
     pub(crate) fn of<B>(request: &Request<B>) -> Self {
         let content_type = request
             .headers()
             .get(CONTENT_TYPE)
-            .map(HeaderValue::as_bytes);
-        if content_type.is_some_and(|value| value.starts_with(b"application/grpc-web-text")) {
-            Self::GrpcWebText
-        } else if is_grpc_web(request.headers()) {
-            Self::GrpcWeb
-        } else if is_grpc(request.headers()) {
-            Self::Grpc
-        } else if request.version() == Version::HTTP_2 {
-            Self::H2c
-        } else {
-            Self::Http1
+            .map_or(&b""[..], HeaderValue::as_bytes);
+        match content_type.strip_prefix(b"application/grpc") {
+            Some(rest) if rest.starts_with(b"-web-text") => Self::GrpcWebText,
+            Some(rest) if rest.starts_with(b"-web") => Self::GrpcWeb,
+            Some(_) => Self::Grpc,
+            None if request.version() == Version::HTTP_2 => Self::H2c,
+            None => Self::Http1,
         }
     }
 
@@ -62,14 +59,6 @@ pub fn is_grpc(headers: &HeaderMap) -> bool {
     headers
         .get(CONTENT_TYPE)
         .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
-}
-
-/// contract: whether a request speaks gRPC-Web (`application/grpc-web`,
-/// `+proto`, `-text`): served by tonic-web, with CORS.
-pub(crate) fn is_grpc_web(headers: &HeaderMap) -> bool {
-    headers
-        .get(CONTENT_TYPE)
-        .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc-web"))
 }
 
 /// gRPC health checks and the REST health check of `service`: the requests

@@ -16,7 +16,7 @@
 
 use std::fmt;
 
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::request_id::random_id;
 use crate::telemetry::SpanSink;
@@ -24,6 +24,10 @@ use crate::telemetry::SpanSink;
 pub(crate) const TRACEPARENT: &str = "traceparent";
 pub(crate) const TRACESTATE: &str = "tracestate";
 pub(crate) const AMZN_TRACE_ID: &str = "x-amzn-trace-id";
+// The names parsed once, for the lookups on every request.
+static TRACEPARENT_NAME: HeaderName = HeaderName::from_static(TRACEPARENT);
+static TRACESTATE_NAME: HeaderName = HeaderName::from_static(TRACESTATE);
+static AMZN_TRACE_ID_NAME: HeaderName = HeaderName::from_static(AMZN_TRACE_ID);
 /// Longest `tracestate` or `X-Amzn-Trace-Id` passed on (the W3C spec allows
 /// 32 tracestate members of up to 256 characters; 512 keeps the common ones).
 const MAX_PASSED_ON_LENGTH: usize = 512;
@@ -56,11 +60,11 @@ impl TraceContext {
     /// The context of an incoming request, from its headers.
     pub(crate) fn from_headers(headers: &HeaderMap) -> Self {
         let span_id = random_id::<8>();
-        let amzn = headers.get(AMZN_TRACE_ID).and_then(parse_amzn);
+        let amzn = headers.get(&AMZN_TRACE_ID_NAME).and_then(parse_amzn);
         let amzn_sampled = amzn.as_ref().map(|amzn| amzn.sampled);
         let amzn_root = amzn.as_ref().map(|amzn| amzn.trace_id);
         if let Some((trace_id, parent_id, flags)) =
-            headers.get(TRACEPARENT).and_then(parse_traceparent)
+            headers.get(&TRACEPARENT_NAME).and_then(parse_traceparent)
         {
             return Self {
                 trace_id,
@@ -325,7 +329,7 @@ fn decode_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
 /// dropped, as one such header is.
 fn tracestate(headers: &HeaderMap) -> Option<HeaderValue> {
     let mut values = headers
-        .get_all(TRACESTATE)
+        .get_all(&TRACESTATE_NAME)
         .iter()
         .filter(|value| !value.as_bytes().trim_ascii().is_empty());
     let first = values.next()?;
