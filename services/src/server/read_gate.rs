@@ -61,6 +61,8 @@ pub(crate) struct ReadGate {
     parked_now: AtomicUsize,
     /// A reader was let through and has not read yet.
     grant_outstanding: AtomicBool,
+    /// One was outstanding at the last tick too.
+    grant_outstanding_at_tick: AtomicBool,
     /// Requests finished since start (for [`Self::tick`]'s stall check).
     finished: AtomicU64,
     finished_at_last_tick: AtomicU64,
@@ -111,6 +113,7 @@ impl ReadGate {
             parked: Mutex::default(),
             parked_now: AtomicUsize::new(0),
             grant_outstanding: AtomicBool::new(false),
+            grant_outstanding_at_tick: AtomicBool::new(false),
             finished: AtomicU64::new(0),
             finished_at_last_tick: AtomicU64::new(0),
             stalled_ticks: AtomicU64::new(0),
@@ -219,7 +222,8 @@ impl ReadGate {
     }
 
     /// Runs every [`TICK_INTERVAL`]: lets a parked reader through when
-    /// there is room but nobody was woken, or when nothing finished for
+    /// there is room but nobody was woken (or the one woken has not read
+    /// since the last tick), or when nothing finished for
     /// [`STALLED_TICKS`] ticks (a stall nobody foresaw must not last);
     /// logs (warn, at most once a second) how many reads were
     /// parked.
@@ -231,9 +235,16 @@ impl ReadGate {
             self.stalled_ticks.store(0, Ordering::Relaxed);
             false
         };
+        // A reader let through that has not read by the next tick (its
+        // connection does not want to read yet) must not hold up the rest.
+        let outstanding = self.grant_outstanding.load(Ordering::Acquire);
+        let stale_grant = self
+            .grant_outstanding_at_tick
+            .swap(outstanding, Ordering::Relaxed)
+            && outstanding;
         if self.parked_now.load(Ordering::Acquire) > 0 {
             if self.open() {
-                self.let_one_through(false);
+                self.let_one_through(stale_grant);
             } else if stalled {
                 self.stalled_ticks.store(0, Ordering::Relaxed);
                 self.let_one_through(true);
@@ -553,5 +564,32 @@ mod tests {
         let parked =
             tokio::time::timeout(Duration::from_millis(50), server.read(&mut buffer)).await;
         assert!(parked.is_err(), "read past the limit");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reader_let_through_that_does_not_read_does_not_hold_up_the_rest() {
+        let gate = ReadGate::new("test", 1);
+        let held = gate.begin();
+        // Parked, then let through, but its task never reads again.
+        let (mut idle, _idle_client) = connection(&gate);
+        let mut buffer = [0u8; 8];
+        let parked = tokio::time::timeout(Duration::from_millis(10), idle.read(&mut buffer)).await;
+        assert!(parked.is_err());
+        let (next, mut next_client) = connection(&gate);
+        next_client.write_all(b"next").await.expect("write");
+        let next = read_once(next);
+        settle().await;
+        drop(held);
+        settle().await;
+        assert!(!next.is_finished(), "the first in line goes first");
+        // Two ticks: the unused grant goes stale and the next is let through.
+        gate.tick(false);
+        gate.tick(false);
+        let (read, _next) = tokio::time::timeout(Duration::from_millis(10), next)
+            .await
+            .expect("let through")
+            .expect("task");
+        assert_eq!(read, b"next");
+        drop(idle);
     }
 }
