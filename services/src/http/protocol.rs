@@ -124,6 +124,21 @@ mod tests {
                 Some("application/grpc-web-text+proto"),
                 Protocol::GrpcWebText,
             ),
+            // Read in one lookup since issue 17: the same prefixes as the
+            // three lookups before, no more (case-sensitive, as they were).
+            (
+                Version::HTTP_2,
+                Some("application/grpc+json"),
+                Protocol::Grpc,
+            ),
+            (
+                Version::HTTP_2,
+                Some("application/grpc-web+json"),
+                Protocol::GrpcWeb,
+            ),
+            (Version::HTTP_2, Some("Application/grpc"), Protocol::H2c),
+            (Version::HTTP_11, Some("application/gr"), Protocol::Http1),
+            (Version::HTTP_11, Some(""), Protocol::Http1),
         ] {
             assert_eq!(
                 Protocol::of(&request(version, content_type)),
