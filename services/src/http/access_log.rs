@@ -138,7 +138,9 @@ pub(crate) struct Entry {
     pub(super) protocol: Protocol,
     started: Instant,
     /// None when request lines are off (RUST_LOG=warn): nothing to carry.
-    line: Option<LineFields>,
+    /// Boxed: inline, its ~300 bytes made every move of the request's
+    /// future and answer dearer than the allocation (bench/findings.md).
+    line: Option<Box<LineFields>>,
     /// The request's SERVER span, when trace export sampled it.
     span: Option<Box<ServerSpan>>,
 }
@@ -206,7 +208,7 @@ impl Entry {
         let target = target(protocol, request);
         // Nothing to carry when the line would not be written (RUST_LOG=warn).
         let line = tracing::enabled!(tracing::Level::INFO)
-            .then(|| LineFields::new(request, request_id.clone(), &trace));
+            .then(|| Box::new(LineFields::new(request, request_id.clone(), &trace)));
         let route = shared.recorder.route(target);
         let span = trace.sink().map(|sink| {
             Box::new(ServerSpan::new(

@@ -71,7 +71,7 @@ pub(crate) enum Resource<'a> {
 
 /// The layer that gives the access line its format and writer: it does
 /// nothing with events, it is found by type in the current subscriber.
-pub(crate) struct AccessLines {
+pub struct AccessLines {
     format: LogFormat,
     ansi: bool,
     output: Output,
@@ -81,7 +81,7 @@ pub(crate) struct AccessLines {
 type Output = Box<dyn Fn(&[u8]) + Send + Sync>;
 
 impl AccessLines {
-    pub(crate) fn new<W>(format: LogFormat, ansi: bool, writer: W) -> Self
+    pub fn new<W>(format: LogFormat, ansi: bool, writer: W) -> Self
     where
         W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
     {
