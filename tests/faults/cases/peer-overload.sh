@@ -18,7 +18,9 @@
 # capacity at 0.25 vCPU); 2x 2,000, 4x 4,000, 8x 8,000. h2load sends again
 # the moment an answer comes, so every refusal comes straight back. An
 # ALB-style probe (HTTP/1.1 GET of /service-a/healthcheck on a new
-# connection, 2 s timeout) runs every 250 ms throughout.
+# connection, 2 s timeout) runs every 250 ms throughout; each level's
+# window must hold at least 3 of its probes (on a loaded host the poller's
+# own curl runs slow: 6 in a 4 s window seen, each answered in 0.05 s).
 #
 # Codes, counts and latencies come from service-a's access log (h2load
 # counts every gRPC answer as HTTP 200), over each run less its first
@@ -126,7 +128,7 @@ for level in 1 2 4 8; do
     "$facts" '.calls >= 1' '.path.ok_per_s >= 1' '.ok_per_s >= .floor * .path.ok_per_s' \
     '(.codes.DEADLINE_EXCEEDED // 0) <= 0.05 * .calls' \
     '([.codes.UNKNOWN, .codes.INTERNAL, .codes.CANCELLED] | map(. // 0) | add) == 0' ".failure_p90_ms <= $self_failure_p90_share * $deadline_ms" \
-    '.health.probes >= 8' '.health.ok == .health.probes' '.health.max_s < 2'
+    '.health.probes >= 3' '.health.ok == .health.probes' '.health.max_s < 2'
 done
 
 for level in 4 8 12; do
