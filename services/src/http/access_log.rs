@@ -32,7 +32,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri, header::USER_AGENT};
+use http::{
+    HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri, header::USER_AGENT,
+};
 use status_gateway::{ServerFault, grpc_code_name, http_status};
 use tokio::sync::Notify;
 
@@ -250,7 +252,7 @@ impl Entry {
     ) -> Response<LoggedBody<B>> {
         response
             .headers_mut()
-            .insert(super::request_id::REQUEST_ID_HEADER, request_id);
+            .insert(super::request_id::REQUEST_ID.clone(), request_id);
         if let Some(line) = &self.line {
             let service = &self.shared.service;
             if let Some(Panicked(message)) = response.extensions().get::<Panicked>() {
@@ -262,7 +264,7 @@ impl Entry {
         let status = response.status().as_u16();
         // REST answers, and "trailers-only" gRPC answers (most errors, with
         // grpc-status in the head), are complete already.
-        let head_grpc_status = response.headers().get("grpc-status").map(grpc_code);
+        let head_grpc_status = response.headers().get(&GRPC_STATUS).map(grpc_code);
         if !self.protocol.is_grpc() || head_grpc_status.is_some() {
             self.finish(status, head_grpc_status, Outcome::Completed);
             return response.map(LoggedBody::done);
@@ -422,6 +424,9 @@ fn last_forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
     let value = headers.get("x-forwarded-for")?.to_str().ok()?;
     value.rsplit(',').next()?.trim().parse().ok()
 }
+
+/// `grpc-status`, parsed once (a `&str` name is parsed at every lookup).
+pub(super) static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 
 pub(super) fn grpc_code(value: &HeaderValue) -> tonic::Code {
     tonic::Code::from_bytes(value.as_bytes())

@@ -14,7 +14,7 @@ use bytes::Buf;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
-use super::access_log::{Entry, Outcome, grpc_code};
+use super::access_log::{Entry, GRPC_STATUS, Outcome, grpc_code};
 
 pin_project! {
     /// A response body that writes the access line when it ends.
@@ -69,7 +69,7 @@ where
         // Some(code): the answer is over, with this status if one was seen.
         let ended = match &frame {
             Some(Ok(frame)) => match (frame.trailers_ref(), frame.data_ref()) {
-                (Some(trailers), _) => Some(trailers.get("grpc-status").map(grpc_code)),
+                (Some(trailers), _) => Some(trailers.get(&GRPC_STATUS).map(grpc_code)),
                 (None, Some(data)) if entry.protocol.is_grpc_web() => {
                     grpc_web_trailer_status(data.chunk()).map(Some)
                 }

@@ -29,7 +29,7 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// Longest caller-supplied id kept (a UUID is 36, an AWS trace id 40).
 pub const MAX_REQUEST_ID_LENGTH: usize = 128;
 /// The header's name, parsed once (a `&str` name is parsed at every use).
-static REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
+pub(crate) static REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
 
 /// The request's id, set on `headers`: the caller's if valid, else a new
 /// one. The returned copy (for the answer) is marked sensitive.
