@@ -114,6 +114,11 @@ peer=$(conn_summary "$conns")
 
 # Self-overload: the caller at 0.25 vCPU as well, at 1x-8x, health probed.
 stop_service a
+# service-a's log of the peer rows is kept apart: a replaced peer connection
+# is explained by what either side's HTTP/2 stack said (h2 logs a connection
+# it closes itself, e.g. "locally-reset streams reached limit", at warn).
+mv "${service_log[a]}" "$case_dir/a-peer.log"
+h2_warnings=$(cat "$case_dir/a-peer.log" "${service_log[b]}" | grep -c '"target":"h2' || true)
 start_a "$task_cpu_quota_us"
 must_be_healthy a "http://$scf_host:$port_a/service-a/healthcheck"
 polls="$case_dir/health-self.txt"
@@ -148,7 +153,7 @@ for level in 4 8 12; do
     '([.codes.UNKNOWN, .codes.INTERNAL, .codes.CANCELLED] | map(. // 0) | add) == 0' ".failure_p90_ms <= $failure_p90_share * $deadline_ms"
 done
 facts="$case_dir/peer.json"
-facts_merge "$facts" "{\"peer\": $peer, \"b_goaway_lines\": $b_goaway_lines}"
+facts_merge "$facts" "{\"peer\": $peer, \"b_goaway_lines\": $b_goaway_lines, \"h2_warnings\": $h2_warnings}"
 judge peer-connection "service-a's connection to service-b never torn down over all levels (one local port in every 200 ms sample); no GOAWAY in service-b's log" \
-  "$(jq -r '"\(.peer.samples) samples, at most \(.peer.max_open) open, \(.peer.distinct_ports) distinct local ports; B GOAWAY lines \(.b_goaway_lines)"' "$facts")" \
+  "$(jq -r '"\(.peer.samples) samples, at most \(.peer.max_open) open, \(.peer.distinct_ports) distinct local ports; B GOAWAY lines \(.b_goaway_lines); h2 warnings (a-peer.log, b.log) \(.h2_warnings)"' "$facts")" \
   "$facts" '.peer.samples >= 10' '.peer.distinct_ports == 1' '.peer.max_open == 1' '.b_goaway_lines == 0'
