@@ -165,9 +165,12 @@ async fn calls_given_up_in_bulk_never_close_the_peer_connection() {
     }
 
     let resets = counts.resets.load(Ordering::SeqCst);
+    // Half at least (on a loaded machine a call may be given up before it
+    // was sent): 800 resets bring 2,400 late frames, of which h2's defaults
+    // remember at most 50 streams' a second: past 1,024 before the fix.
     assert!(
-        resets >= ROUNDS * CALLS_PER_ROUND,
-        "every call given up was reset on the wire: {resets} streams"
+        resets >= ROUNDS * CALLS_PER_ROUND / 2,
+        "the calls given up were reset on the wire: {resets} streams"
     );
     assert_eq!(
         counts.connections.load(Ordering::SeqCst),
