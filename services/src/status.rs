@@ -29,7 +29,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::{Request, Response, Status};
 
 use crate::{
-    http::{REQUEST_ID_HEADER, RequestDeadline, TraceContext},
+    http::{REQUEST_ID_HEADER, RequestContext},
     metrics::{Metrics, Sample},
     peer::PeerClient,
     telemetry::PeerCall,
@@ -304,8 +304,9 @@ impl StatusService for StatusApi {
         request: Request<GetPeerStatusRequest>,
     ) -> Result<Response<GetPeerStatusResponse>, Status> {
         let peer = &self.inner.peer;
-        let deadline = request.extensions().get::<RequestDeadline>().copied();
-        let trace = request.extensions().get::<TraceContext>();
+        let context = request.extensions().get::<RequestContext>();
+        let deadline = context.and_then(RequestContext::deadline);
+        let trace = context.and_then(RequestContext::trace);
         // The call's CLIENT span, when this request's span is recorded.
         let call = trace.and_then(PeerCall::start);
         let answer = peer

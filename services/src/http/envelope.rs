@@ -107,15 +107,34 @@ where
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let protocol = Protocol::of(&request);
-        let (entry, request_id) = Entry::start(&self.inner.log, protocol, &mut request);
+        // One clock read: the access line's start and the deadline's.
+        let now = Instant::now();
+        let core = &self.inner.core;
+        let timeout = timeout_of(protocol, request.headers(), core.request_timeout);
+        let deadline = now + timeout;
+        let (entry, request_id) = Entry::start(
+            &self.inner.log,
+            protocol,
+            now.into_std(),
+            RequestDeadline(deadline),
+            &mut request,
+        );
+        let started = Started {
+            protocol,
+            deadline,
+            timeout,
+        };
         let stage = if request.headers().contains_key(header::ORIGIN) {
-            let core = CoreService(Arc::clone(&self.inner.core));
+            let core = CoreService {
+                core: Arc::clone(core),
+                started,
+            };
             Stage::Cors {
                 future: self.inner.cors.layer(core).call(request),
             }
         } else {
             Stage::Direct {
-                future: self.inner.core.call(protocol, request),
+                future: core.call(started, request),
             }
         };
         EnvelopeFuture {
@@ -125,20 +144,31 @@ where
     }
 }
 
+/// What the envelope read of a request before the limits: its protocol and
+/// its deadline (`timeout` from its start).
+#[derive(Debug, Clone, Copy)]
+struct Started {
+    protocol: Protocol,
+    deadline: Instant,
+    timeout: Duration,
+}
+
 impl<D> Core<D> {
-    fn call<B>(&self, protocol: Protocol, mut request: Request<B>) -> CoreFuture<D::Future>
+    fn call<B>(&self, started: Started, request: Request<B>) -> CoreFuture<D::Future>
     where
         D: Dispatch<B>,
     {
+        let Started {
+            protocol,
+            deadline,
+            timeout,
+        } = started;
         let admission = match self.shed.admit(request.uri().path()) {
             Ok(admission) => admission,
             Err(overloaded) => {
                 return CoreFuture::ready(overloaded.response(protocol).map(AppBody::http));
             }
         };
-        let timeout = timeout_of(protocol, request.headers(), self.request_timeout);
-        let deadline = Instant::now() + timeout;
-        request.extensions_mut().insert(RequestDeadline(deadline));
         // A panic while starting the handler answers like one in it.
         match std::panic::catch_unwind(AssertUnwindSafe(|| self.routes.dispatch(protocol, request)))
         {
@@ -155,12 +185,18 @@ impl<D> Core<D> {
     }
 }
 
-/// The core as a `Service`, for tower-http's CORS to wrap.
-struct CoreService<D>(Arc<Core<D>>);
+/// The core as a `Service`, for tower-http's CORS to wrap: one request's.
+struct CoreService<D> {
+    core: Arc<Core<D>>,
+    started: Started,
+}
 
 impl<D> Clone for CoreService<D> {
     fn clone(&self) -> Self {
-        Self(Arc::clone(&self.0))
+        Self {
+            core: Arc::clone(&self.core),
+            started: self.started,
+        }
     }
 }
 
@@ -177,8 +213,7 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let protocol = Protocol::of(&request);
-        self.0.call(protocol, request)
+        self.core.call(self.started, request)
     }
 }
 

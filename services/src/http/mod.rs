@@ -10,14 +10,15 @@ pub(crate) mod load_shed;
 pub(crate) mod logged_body;
 pub(crate) mod protocol;
 pub(crate) mod refused;
+pub(crate) mod request_context;
 pub(crate) mod request_id;
 pub(crate) mod trace_context;
 
 pub use self::{
-    access_log::ClientAddress,
     deadline::RequestDeadline,
     grpc_limits::MAX_REQUEST_MESSAGE_BYTES,
     protocol::is_grpc,
+    request_context::RequestContext,
     request_id::{MAX_REQUEST_ID_LENGTH, REQUEST_ID_HEADER},
     trace_context::TraceContext,
 };

@@ -336,7 +336,7 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::http::RequestDeadline;
+    use crate::http::{RequestContext, RequestDeadline};
 
     /// Routes that panic, or never answer, or answer with what they saw.
     #[derive(Clone, Copy)]
@@ -356,7 +356,10 @@ mod tests {
                     Handler::Panics => panic!("boom"),
                     Handler::Hangs => std::future::pending().await,
                     Handler::ShowsDeadline => {
-                        let deadline = request.extensions().get::<RequestDeadline>().copied();
+                        let deadline = request
+                            .extensions()
+                            .get::<RequestContext>()
+                            .and_then(RequestContext::deadline);
                         let left = deadline.map(RequestDeadline::remaining).unwrap_or_default();
                         Response::new(AppBody::http(Body::from(format!("{}", left.as_millis()))))
                     }

@@ -21,7 +21,7 @@ use super::super::{
     activity::{Activity, BodyPending, InFlight},
     read_gate::{Handling, ReadGate},
 };
-use crate::{http::access_log::ClientAddress, status::Lifecycle};
+use crate::{http::RequestContext, status::Lifecycle};
 
 /// The app as one connection sees it: requests carry the client's address,
 /// count as activity until their body ends, and HTTP/1.1 answers say
@@ -52,7 +52,9 @@ where
             pending: (!inner.is_end_stream()).then(|| self.activity.body_pending()),
             inner,
         });
-        request.extensions_mut().insert(ClientAddress(self.client));
+        request
+            .extensions_mut()
+            .insert(RequestContext::new(self.client));
         PerConnectionFuture {
             close: request.version() < Version::HTTP_2 && self.lifecycle.is_draining(),
             handling: Some(self.read_gate.begin()),

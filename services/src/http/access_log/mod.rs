@@ -24,7 +24,6 @@
 //! `outcome: aborted` (UNAVAILABLE / 503), not the client's cancellation.
 
 use std::{
-    net::{IpAddr, SocketAddr},
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicUsize, Ordering},
@@ -32,28 +31,26 @@ use std::{
     time::{Duration, Instant},
 };
 
-use http::{
-    HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri, header::USER_AGENT,
-};
-use status_gateway::{ServerFault, grpc_code_name, http_status};
+use http::{HeaderName, HeaderValue, Request, Response};
+use status_gateway::{ServerFault, http_status};
 use tokio::sync::Notify;
 
+mod line_fields;
+
+use self::line_fields::LineFields;
 pub(crate) use super::logged_body::LoggedBody;
 use super::{
-    protocol::Protocol,
-    request_id::ensure_request_id,
-    trace_context::{Hex, TraceContext},
+    deadline::RequestDeadline, protocol::Protocol, request_context::RequestContext,
+    request_id::ensure_request_id, trace_context::TraceContext,
 };
 use crate::{
     emf::{CodeClass, Recorder, RouteId},
-    logging::access_line::{AccessRecord, Resource, write_access_line},
     telemetry::{Ending, ServerSpan, Spans},
 };
 
-/// The address of the connection a request came on, put in its extensions
-/// by the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientAddress(pub SocketAddr);
+/// The lines' target, whichever of this module's files writes them: what
+/// `RUST_LOG` names to turn request lines on or off.
+pub(super) const TARGET: &str = module_path!();
 
 /// Set on a response by the catch-panic layer: the handler panicked with this message.
 #[derive(Debug, Clone)]
@@ -155,23 +152,6 @@ impl Drop for Entry {
     }
 }
 
-/// What the line needs of the request, kept without copying text: the
-/// header values and the URI share the request's bytes.
-#[derive(Debug)]
-struct LineFields {
-    request_id: HeaderValue,
-    trace_id: [u8; 16],
-    span_id: [u8; 8],
-    parent_span_id: Option<[u8; 8]>,
-    amzn_trace_root: Option<[u8; 35]>,
-    method: Method,
-    /// Its path is the line's `path` (REST) or `rpc` (gRPC).
-    uri: Uri,
-    peer: Option<SocketAddr>,
-    forwarded_for: Option<IpAddr>,
-    user_agent: Option<HeaderValue>,
-}
-
 /// How a request ended.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Outcome {
@@ -194,13 +174,16 @@ impl Outcome {
 }
 
 impl Entry {
-    /// Starts the entry of `request` (whose protocol is `protocol`): gives it
-    /// its request id (returned, for the answer), its trace context (in its
-    /// extensions, for the peer call) and, when sampled for export, its
-    /// SERVER span.
+    /// Starts the entry of `request` (whose protocol is `protocol`, which
+    /// started at `started` and must be answered by `deadline`): gives it
+    /// its request id (returned, for the answer) and, in its
+    /// [`RequestContext`] (for the peer call), its trace context and
+    /// deadline; and, when sampled for export, its SERVER span.
     pub(crate) fn start<B>(
         log: &AccessLog,
         protocol: Protocol,
+        started: Instant,
+        deadline: RequestDeadline,
         request: &mut Request<B>,
     ) -> (Self, HeaderValue) {
         let shared = &log.shared;
@@ -209,8 +192,13 @@ impl Entry {
         shared.spans.sample(&mut trace);
         let target = target(protocol, request);
         // Nothing to carry when the line would not be written (RUST_LOG=warn).
-        let line = tracing::enabled!(tracing::Level::INFO)
-            .then(|| Box::new(LineFields::new(request, request_id.clone(), &trace)));
+        let line = tracing::enabled!(target: TARGET, tracing::Level::INFO).then(|| {
+            let client = request
+                .extensions()
+                .get::<RequestContext>()
+                .and_then(RequestContext::client);
+            Box::new(LineFields::new(request, request_id.clone(), &trace, client))
+        });
         let route = shared.recorder.route(target);
         let span = trace.sink().map(|sink| {
             Box::new(ServerSpan::new(
@@ -222,13 +210,16 @@ impl Entry {
                 shared.recorder.is_known(route),
             ))
         });
-        request.extensions_mut().insert(trace);
+        request
+            .extensions_mut()
+            .get_or_insert_default::<RequestContext>()
+            .started(trace, deadline);
         shared.open.fetch_add(1, Ordering::AcqRel);
         let entry = Self {
             shared: Arc::clone(shared),
             route,
             protocol,
-            started: Instant::now(),
+            started,
             line,
             span,
         };
@@ -264,9 +255,12 @@ impl Entry {
         let status = response.status().as_u16();
         // REST answers, and "trailers-only" gRPC answers (most errors, with
         // grpc-status in the head), are complete already.
-        let head_grpc_status = response.headers().get(&GRPC_STATUS).map(grpc_code);
-        if !self.protocol.is_grpc() || head_grpc_status.is_some() {
-            self.finish(status, head_grpc_status, Outcome::Completed);
+        if !self.protocol.is_grpc() {
+            self.finish(status, None, Outcome::Completed);
+            return response.map(LoggedBody::done);
+        }
+        if let Some(head_grpc_status) = response.headers().get(&GRPC_STATUS).map(grpc_code) {
+            self.finish(status, Some(head_grpc_status), Outcome::Completed);
             return response.map(LoggedBody::done);
         }
         response.map(|body| LoggedBody::pending(body, (self, status)))
@@ -325,88 +319,6 @@ impl Entry {
     }
 }
 
-impl LineFields {
-    fn new<B>(request: &Request<B>, request_id: HeaderValue, trace: &TraceContext) -> Self {
-        Self {
-            request_id,
-            trace_id: trace.trace_id_bytes(),
-            span_id: trace.span_id_bytes(),
-            parent_span_id: trace.parent_id_bytes(),
-            amzn_trace_root: trace.amzn_root(),
-            method: request.method().clone(),
-            uri: request.uri().clone(),
-            peer: request.extensions().get::<ClientAddress>().map(|c| c.0),
-            forwarded_for: last_forwarded_for(request.headers()),
-            user_agent: request.headers().get(USER_AGENT).cloned(),
-        }
-    }
-
-    fn write(
-        &self,
-        service: &str,
-        protocol: Protocol,
-        latency: Duration,
-        status: u16,
-        grpc_code: Option<tonic::Code>,
-        outcome: Outcome,
-    ) {
-        write_access_line(&self.record(service, protocol, latency, status, grpc_code, outcome));
-    }
-
-    /// The line's record: these fields and how the request ended.
-    fn record<'a>(
-        &'a self,
-        service: &'a str,
-        protocol: Protocol,
-        latency: Duration,
-        status: u16,
-        grpc_code: Option<tonic::Code>,
-        outcome: Outcome,
-    ) -> AccessRecord<'a> {
-        let path = self.uri.path();
-        let resource = if protocol.is_grpc() {
-            Resource::Rpc(path.strip_prefix('/').unwrap_or(path))
-        } else {
-            Resource::Path(path)
-        };
-        AccessRecord {
-            target: module_path!(),
-            service,
-            request_id: self.request_id.to_str().ok(),
-            trace_id: self.trace_id,
-            span_id: self.span_id,
-            parent_span_id: self.parent_span_id,
-            amzn_trace_root: self.amzn_trace_root,
-            method: self.method.as_str(),
-            resource,
-            protocol: protocol.as_str(),
-            status,
-            grpc_code: grpc_code.map(grpc_code_name),
-            latency,
-            // The client is the last X-Forwarded-For hop, the one the load
-            // balancer appended; earlier hops are whatever the caller sent.
-            client: self.forwarded_for.or(self.peer.map(|peer| peer.ip())),
-            peer: self.peer,
-            // Only visible ASCII (and tabs) is written: other bytes leave it out.
-            user_agent: self.user_agent.as_ref().and_then(|v| v.to_str().ok()),
-            outcome: outcome.as_str(),
-        }
-    }
-
-    /// The error line of a request whose handler panicked or failed on
-    /// the server's side: once, with the request's ids.
-    fn write_fault(&self, service: &str, grpc_code: tonic::Code, error: &str, message: &str) {
-        tracing::error!(
-            service,
-            request_id = self.request_id.to_str().ok(),
-            trace_id = %Hex(&self.trace_id),
-            grpc_code = grpc_code_name(grpc_code),
-            error,
-            "{message}"
-        );
-    }
-}
-
 /// The path (REST) or the rpc (gRPC: `/package.Service/Method` without the slash).
 fn target<B>(protocol: Protocol, request: &Request<B>) -> &str {
     let path = request.uri().path();
@@ -415,14 +327,6 @@ fn target<B>(protocol: Protocol, request: &Request<B>) -> &str {
     } else {
         path
     }
-}
-
-/// The right-most `X-Forwarded-For` hop: the address the nearest proxy (the
-/// ALB) saw the request come from. Every hop left of it was sent by the
-/// client and proves nothing (`X-Forwarded-For: 6.6.6.6` is one header away).
-fn last_forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
-    let value = headers.get("x-forwarded-for")?.to_str().ok()?;
-    value.rsplit(',').next()?.trim().parse().ok()
 }
 
 /// `grpc-status`, parsed once (a `&str` name is parsed at every lookup).
@@ -434,110 +338,9 @@ pub(super) fn grpc_code(value: &HeaderValue) -> tonic::Code {
 
 #[cfg(test)]
 mod tests {
+    use status_gateway::grpc_code_name;
+
     use super::*;
-
-    #[test]
-    fn forwarded_for_is_the_hop_the_nearest_proxy_appended() {
-        for (value, expected) in [
-            ("203.0.113.7", Some("203.0.113.7")),
-            // A client that sends its own header cannot choose the address.
-            ("6.6.6.6, 203.0.113.7", Some("203.0.113.7")),
-            ("10.0.0.1, 2001:db8::1 ", Some("2001:db8::1")),
-            ("10.0.0.1, not-an-ip", None),
-            ("", None),
-        ] {
-            let mut headers = HeaderMap::new();
-            headers.insert(
-                "x-forwarded-for",
-                HeaderValue::from_str(value).expect("ascii"),
-            );
-            assert_eq!(
-                last_forwarded_for(&headers),
-                expected.map(|ip| ip.parse().expect("ip")),
-                "{value:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn the_record_takes_the_requests_fields_as_the_line_shows_them() {
-        let trace_headers = [(
-            "traceparent",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-        )];
-        // (protocol, uri, user agent bytes, forwarded for) -> (resource, user agent, client)
-        for (protocol, uri, agent, forwarded, resource, user_agent, client) in [
-            (
-                Protocol::Http1,
-                "/service-a/status?x=1",
-                &b"curl/8.0"[..],
-                None,
-                "/service-a/status",
-                Some("curl/8.0"),
-                "10.0.0.9",
-            ),
-            (
-                Protocol::Grpc,
-                "/scdemo.S/Get",
-                b"tab\there",
-                Some("6.6.6.6, 203.0.113.7"),
-                "scdemo.S/Get",
-                Some("tab\there"),
-                "203.0.113.7",
-            ),
-            // Bytes that are not visible ASCII: the user agent is left out.
-            (
-                Protocol::Http1,
-                "/caf%C3%A9",
-                b"bad \xff\xfe agent",
-                None,
-                "/caf%C3%A9",
-                None,
-                "10.0.0.9",
-            ),
-        ] {
-            let mut request = Request::builder().uri(uri).body(()).expect("request");
-            for (name, value) in trace_headers {
-                request
-                    .headers_mut()
-                    .insert(name, HeaderValue::from_static(value));
-            }
-            request.headers_mut().insert(
-                USER_AGENT,
-                HeaderValue::from_bytes(agent).expect("obs-text"),
-            );
-            if let Some(hops) = forwarded {
-                request
-                    .headers_mut()
-                    .insert("x-forwarded-for", HeaderValue::from_static(hops));
-            }
-            let peer: SocketAddr = "10.0.0.9:52114".parse().expect("address");
-            request.extensions_mut().insert(ClientAddress(peer));
-            let trace = TraceContext::from_headers(request.headers());
-            let fields = LineFields::new(&request, HeaderValue::from_static("id-1"), &trace);
-            let record = fields.record(
-                "service-a",
-                protocol,
-                Duration::from_micros(1),
-                200,
-                None,
-                Outcome::Completed,
-            );
-            let written = match record.resource {
-                Resource::Path(path) if !protocol.is_grpc() => path,
-                Resource::Rpc(rpc) if protocol.is_grpc() => rpc,
-                other => panic!("{other:?} for {protocol:?}"),
-            };
-            assert_eq!(written, resource);
-            assert_eq!(record.user_agent, user_agent, "{uri}");
-            assert_eq!(record.client, Some(client.parse().expect("ip")));
-            assert_eq!(record.peer, Some(peer));
-            assert_eq!(record.request_id, Some("id-1"));
-            assert_eq!(record.trace_id, trace.trace_id_bytes());
-            assert_eq!(record.parent_span_id, trace.parent_id_bytes());
-            assert_eq!(record.method, "GET");
-        }
-    }
 
     #[test]
     fn grpc_status_values_get_their_canonical_names() {
