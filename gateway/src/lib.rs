@@ -32,6 +32,7 @@
 
 mod cors;
 mod error;
+mod gzip;
 mod rest;
 pub mod routes;
 
@@ -39,7 +40,8 @@ use axum::body::Bytes;
 
 pub use cors::cors;
 pub use error::{ApiError, ServerFault, error_response, grpc_code_name, http_status};
-pub use rest::{RestBody, RestFuture, RestRoutes, RouteFuture, StatusJson};
+pub use gzip::{RestBody, RestFuture};
+pub use rest::{RestRoutes, RouteFuture, StatusJson};
 use routes::{GET_PEER_STATUS, GET_STATUS, HEALTHCHECK};
 
 /// Path of the health check route: the ALB target group's health check.

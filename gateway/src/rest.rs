@@ -3,7 +3,8 @@
 //! routers or route layers. What axum's router did for them is done here
 //! once: 404 and 405 (with `Allow`) as JSON, HEAD answered like GET without
 //! the body (its `Content-Length` kept), `Cache-Control: no-store` on rpc
-//! answers; gzip stays tower-http's `Compression`, around the whole.
+//! answers; gzip stays tower-http's `Compression`, around the whole, for
+//! the callers that send `Accept-Encoding` ([`crate::gzip`]).
 
 use std::{
     convert::Infallible,
@@ -18,7 +19,7 @@ use axum::{
     body::{Body, Bytes},
     http::{
         HeaderValue, Method, Request, Response, StatusCode,
-        header::{ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE},
+        header::{ACCEPT_ENCODING, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE},
     },
     response::IntoResponse,
 };
@@ -29,10 +30,11 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_server::Health,
 };
 use tower::Service;
-use tower_http::compression::{Compression, CompressionBody, DefaultPredicate, ResponseFuture};
+use tower_http::compression::Compression;
 
 use crate::{
     ApiError,
+    gzip::{RestBody, RestFuture},
     routes::{GET_PEER_STATUS, GET_STATUS, HEALTHCHECK, OPENAPI},
 };
 
@@ -42,11 +44,6 @@ use crate::{
 pub trait StatusJson {
     fn status_json(&self) -> Result<Bytes, tonic::Status>;
 }
-
-/// The body of every REST answer: gzip or as it is.
-pub type RestBody = CompressionBody<Body>;
-/// One REST request, from its match to its answer's head.
-pub type RestFuture = ResponseFuture<RouteFuture, DefaultPredicate>;
 
 /// The REST routes of the service named `service`, answering from `status`
 /// and `health`, the same implementations the gRPC server serves. Cheap to
@@ -83,9 +80,18 @@ where
         }
     }
 
-    /// Answers `request`: its path is matched once, here.
+    /// Answers `request`: its path is matched once, here. Only a caller
+    /// that sent `Accept-Encoding` goes through `Compression`.
     pub fn call<B>(&self, request: Request<B>) -> RestFuture {
-        self.routes.clone().call(request)
+        if request.headers().contains_key(ACCEPT_ENCODING) {
+            RestFuture::Negotiated {
+                future: self.routes.clone().call(request),
+            }
+        } else {
+            RestFuture::Plain {
+                future: self.routes.get_ref().answer(request),
+            }
+        }
     }
 }
 
@@ -169,6 +175,16 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> RouteFuture {
+        self.answer(request)
+    }
+}
+
+impl<S, H> Routes<S, H>
+where
+    S: StatusService + StatusJson,
+    H: Health,
+{
+    fn answer<B>(&self, request: Request<B>) -> RouteFuture {
         let backends = &*self.0;
         let head = request.method() == Method::HEAD;
         let Some(route) = Route::of(&backends.prefix, request.uri().path()) else {
