@@ -40,6 +40,15 @@ pin_project! {
     }
 }
 
+/// An empty body (what CORS answers a preflight with).
+impl Default for RestBody {
+    fn default() -> Self {
+        Self::Plain {
+            body: Body::empty(),
+        }
+    }
+}
+
 impl http_body::Body for RestBody {
     type Data = Bytes;
     type Error = BoxError;

@@ -78,3 +78,25 @@ async fn compressed_calls_get_compressed_answers() {
         );
     }
 }
+
+/// A client that compresses its requests but accepts no compressed answer
+/// (no `grpc-accept-encoding`) is served by the server that does not
+/// negotiate answers: its requests are still decompressed, its answers
+/// come plain.
+#[tokio::test]
+async fn compressed_calls_that_accept_none_get_plain_answers() {
+    let pair = TestPair::start().await;
+    for (encoding, name) in ENCODINGS {
+        let mut client =
+            StatusServiceClient::new(channel(pair.a.address).await).send_compressed(encoding);
+        let answer = client
+            .get_status(GetStatusRequest {})
+            .await
+            .unwrap_or_else(|status| panic!("{name}: GetStatus: {status:?}"));
+        assert_eq!(answer.metadata().get("grpc-encoding"), None, "{name}");
+        assert_eq!(
+            answer.into_inner().status.expect("status").service,
+            "service-a"
+        );
+    }
+}
