@@ -11,6 +11,7 @@ pub(crate) mod logged_body;
 pub(crate) mod protocol;
 pub(crate) mod refused;
 pub(crate) mod request_context;
+pub(crate) mod request_headers;
 pub(crate) mod request_id;
 pub(crate) mod trace_context;
 

@@ -31,19 +31,46 @@ pub const MAX_REQUEST_ID_LENGTH: usize = 128;
 /// The header's name, parsed once (a `&str` name is parsed at every use).
 pub(crate) static REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
 
-/// The request's id, set on `headers`: the caller's if valid, else a new
-/// one. The returned copy (for the answer) is marked sensitive.
-pub(crate) fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
-    if let Some(id) = headers.get(&REQUEST_ID)
-        && is_valid(id)
-    {
-        let mut id = id.clone();
-        id.set_sensitive(true);
-        return id;
+/// A request's id: the caller's if valid, else a new one.
+#[derive(Debug)]
+pub(crate) struct RequestId {
+    /// Marked sensitive, for the answer.
+    value: HeaderValue,
+    /// A new id: the request's headers must carry it too.
+    new: bool,
+}
+
+impl RequestId {
+    /// The id of a request whose `x-request-id` (its first) is `given`.
+    pub(crate) fn of(given: Option<&HeaderValue>) -> Self {
+        match given.filter(|id| is_valid(id)) {
+            Some(id) => {
+                let mut value = id.clone();
+                value.set_sensitive(true);
+                Self { value, new: false }
+            }
+            None => Self {
+                value: new_request_id(),
+                new: true,
+            },
+        }
     }
-    let id = new_request_id();
-    headers.insert(REQUEST_ID.clone(), id.clone());
-    id
+
+    /// Puts a new id on the request's headers, in place of whatever the
+    /// caller sent: the handlers and the peer call read it there.
+    pub(crate) fn set_on(&self, headers: &mut HeaderMap) {
+        if self.new {
+            headers.insert(REQUEST_ID.clone(), self.value.clone());
+        }
+    }
+
+    pub(crate) fn value(&self) -> &HeaderValue {
+        &self.value
+    }
+
+    pub(crate) fn into_value(self) -> HeaderValue {
+        self.value
+    }
 }
 
 fn is_valid(id: &HeaderValue) -> bool {
@@ -89,6 +116,13 @@ pub(crate) fn random_id<const N: usize>() -> [u8; N] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The id `headers` give, set on them as the access entry does.
+    fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
+        let id = RequestId::of(headers.get(&REQUEST_ID));
+        id.set_on(headers);
+        id.into_value()
+    }
 
     fn with_id(id: &[u8]) -> HeaderMap {
         let mut headers = HeaderMap::new();

@@ -7,13 +7,14 @@ use std::{
     time::Duration,
 };
 
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, header::USER_AGENT};
+use http::{HeaderValue, Method, Request, Uri};
 use status_gateway::grpc_code_name;
 
 use super::{Outcome, TARGET};
 use crate::{
     http::{
         protocol::Protocol,
+        request_headers::RequestHeaders,
         trace_context::{Hex, TraceContext},
     },
     logging::access_line::{AccessRecord, Resource, write_access_line},
@@ -39,6 +40,7 @@ pub(super) struct LineFields {
 impl LineFields {
     pub(super) fn new<B>(
         request: &Request<B>,
+        headers: &RequestHeaders<'_>,
         request_id: HeaderValue,
         trace: &TraceContext,
         peer: Option<SocketAddr>,
@@ -52,8 +54,8 @@ impl LineFields {
             method: request.method().clone(),
             uri: request.uri().clone(),
             peer,
-            forwarded_for: last_forwarded_for(request.headers()),
-            user_agent: request.headers().get(USER_AGENT).cloned(),
+            forwarded_for: headers.forwarded_for.and_then(last_forwarded_for),
+            user_agent: headers.user_agent.cloned(),
         }
     }
 
@@ -133,16 +135,15 @@ impl LineFields {
 /// The right-most `X-Forwarded-For` hop: the address the nearest proxy (the
 /// ALB) saw the request come from. Every hop left of it was sent by the
 /// client and proves nothing (`X-Forwarded-For: 6.6.6.6` is one header away).
-fn last_forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
-    let value = headers.get(&X_FORWARDED_FOR)?.to_str().ok()?;
+fn last_forwarded_for(value: &HeaderValue) -> Option<IpAddr> {
+    let value = value.to_str().ok()?;
     value.rsplit(',').next()?.trim().parse().ok()
 }
 
-/// `x-forwarded-for`, parsed once (a `&str` name is parsed at every lookup).
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-
 #[cfg(test)]
 mod tests {
+    use http::header::USER_AGENT;
+
     use super::*;
 
     #[test]
@@ -155,13 +156,8 @@ mod tests {
             ("10.0.0.1, not-an-ip", None),
             ("", None),
         ] {
-            let mut headers = HeaderMap::new();
-            headers.insert(
-                "x-forwarded-for",
-                HeaderValue::from_str(value).expect("ascii"),
-            );
             assert_eq!(
-                last_forwarded_for(&headers),
+                last_forwarded_for(&HeaderValue::from_str(value).expect("ascii")),
                 expected.map(|ip| ip.parse().expect("ip")),
                 "{value:?}"
             );
@@ -224,6 +220,7 @@ mod tests {
             let trace = TraceContext::from_headers(request.headers());
             let fields = LineFields::new(
                 &request,
+                &RequestHeaders::scan(request.headers()),
                 HeaderValue::from_static("id-1"),
                 &trace,
                 Some(peer),

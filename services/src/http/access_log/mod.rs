@@ -41,7 +41,7 @@ use self::line_fields::LineFields;
 pub(crate) use super::logged_body::LoggedBody;
 use super::{
     deadline::RequestDeadline, protocol::Protocol, request_context::RequestContext,
-    request_id::ensure_request_id, trace_context::TraceContext,
+    request_headers::RequestHeaders, request_id::RequestId, trace_context::TraceContext,
 };
 use crate::{
     emf::{CodeClass, Recorder, RouteId},
@@ -187,8 +187,13 @@ impl Entry {
         request: &mut Request<B>,
     ) -> (Self, HeaderValue) {
         let shared = &log.shared;
-        let request_id = ensure_request_id(request.headers_mut());
-        let mut trace = TraceContext::from_headers(request.headers());
+        let headers = RequestHeaders::scan(request.headers());
+        let request_id = RequestId::of(headers.request_id);
+        let mut trace = TraceContext::from_values(
+            headers.amzn_trace_id,
+            headers.traceparent,
+            request.headers(),
+        );
         shared.spans.sample(&mut trace);
         let target = target(protocol, request);
         // Nothing to carry when the line would not be written (RUST_LOG=warn).
@@ -197,7 +202,13 @@ impl Entry {
                 .extensions()
                 .get::<RequestContext>()
                 .and_then(RequestContext::client);
-            Box::new(LineFields::new(request, request_id.clone(), &trace, client))
+            Box::new(LineFields::new(
+                request,
+                &headers,
+                request_id.value().clone(),
+                &trace,
+                client,
+            ))
         });
         let route = shared.recorder.route(target);
         let span = trace.sink().map(|sink| {
@@ -210,6 +221,7 @@ impl Entry {
                 shared.recorder.is_known(route),
             ))
         });
+        request_id.set_on(request.headers_mut());
         request
             .extensions_mut()
             .get_or_insert_default::<RequestContext>()
@@ -223,7 +235,7 @@ impl Entry {
             line,
             span,
         };
-        (entry, request_id)
+        (entry, request_id.into_value())
     }
 
     /// The request ended without an answer: the client went away (or the

@@ -37,9 +37,9 @@ pub(crate) const TRACEPARENT: &str = "traceparent";
 pub(crate) const TRACESTATE: &str = "tracestate";
 pub(crate) const AMZN_TRACE_ID: &str = "x-amzn-trace-id";
 // The names parsed once, for the lookups on every request.
-static TRACEPARENT_NAME: HeaderName = HeaderName::from_static(TRACEPARENT);
+pub(crate) static TRACEPARENT_NAME: HeaderName = HeaderName::from_static(TRACEPARENT);
 static TRACESTATE_NAME: HeaderName = HeaderName::from_static(TRACESTATE);
-static AMZN_TRACE_ID_NAME: HeaderName = HeaderName::from_static(AMZN_TRACE_ID);
+pub(crate) static AMZN_TRACE_ID_NAME: HeaderName = HeaderName::from_static(AMZN_TRACE_ID);
 /// Longest `tracestate` or `X-Amzn-Trace-Id` passed on (the W3C spec allows
 /// 32 tracestate members of up to 256 characters; 512 keeps the common ones).
 const MAX_PASSED_ON_LENGTH: usize = 512;
@@ -70,13 +70,27 @@ pub struct TraceContext {
 
 impl TraceContext {
     /// The context of an incoming request, from its headers.
+    #[cfg(test)]
     pub(crate) fn from_headers(headers: &HeaderMap) -> Self {
-        let amzn = headers.get(&AMZN_TRACE_ID_NAME).and_then(parse_amzn);
+        Self::from_values(
+            headers.get(&AMZN_TRACE_ID_NAME),
+            headers.get(&TRACEPARENT_NAME),
+            headers,
+        )
+    }
+
+    /// The context of an incoming request, from its `X-Amzn-Trace-Id` and
+    /// `traceparent` (the first of each, found by the caller) and its
+    /// headers (for `tracestate`, read only with a valid `traceparent`).
+    pub(crate) fn from_values(
+        amzn_trace_id: Option<&HeaderValue>,
+        traceparent: Option<&HeaderValue>,
+        headers: &HeaderMap,
+    ) -> Self {
+        let amzn = amzn_trace_id.and_then(parse_amzn);
         let amzn_sampled = amzn.as_ref().map(|amzn| amzn.sampled);
         let amzn_root = amzn.as_ref().map(|amzn| amzn.trace_id);
-        if let Some((trace_id, parent_id, flags)) =
-            headers.get(&TRACEPARENT_NAME).and_then(parse_traceparent)
-        {
+        if let Some((trace_id, parent_id, flags)) = traceparent.and_then(parse_traceparent) {
             return Self {
                 trace_id,
                 span_id: random_id(),
