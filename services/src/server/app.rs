@@ -457,6 +457,11 @@ mod tests {
             .with_writer(move || writer.clone())
             .finish();
         let _default = tracing::subscriber::set_default(subscriber);
+        // Other tests, on other threads, meet the access log's `enabled!`
+        // callsite with no subscriber at the same time: one that registered
+        // it while this one was being set keeps its interest at "never" (and
+        // no line is written) until the cache is rebuilt with this one in it.
+        tracing::callsite::rebuild_interest_cache();
         for (method, path, headers) in [
             ("GET", "/service-a/status", vec![]),
             (
