@@ -18,17 +18,19 @@
 //! and the writer, and a subscriber without it writes no access lines.
 
 use std::{
-    cell::{Cell, RefCell},
-    convert::Infallible,
+    cell::RefCell,
     io::Write as _,
     net::{IpAddr, SocketAddr},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime},
 };
 
 use tracing::Subscriber;
 use tracing_subscriber::{Layer, fmt::MakeWriter};
 
-use super::{LogFormat, json_lines::json_escaped};
+use super::{
+    LogFormat,
+    line_bytes::{ANSI, JSON, Line, TEXT, name, write_ip, write_socket_address},
+};
 
 /// Longest path or user agent written to a line; the rest is cut and `...`
 /// says so.
@@ -115,9 +117,6 @@ pub(crate) fn write_access_line(record: &AccessRecord<'_>) {
 thread_local! {
     /// The line being written; its capacity is kept for the next one.
     static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-    /// The last second written (Unix seconds) and its
-    /// `YYYY-MM-DDTHH:MM:SS` text: a clock's date is formatted once a second.
-    static SECOND: Cell<(u64, [u8; 19])> = const { Cell::new((u64::MAX, [0; 19])) };
 }
 
 fn with_buffer(write: impl FnOnce(&mut Vec<u8>)) {
@@ -131,6 +130,10 @@ fn with_buffer(write: impl FnOnce(&mut Vec<u8>)) {
     });
 }
 
+/// Room reserved for a line before it is written: most lines fit, so no
+/// write of a piece grows the buffer.
+const LINE_CAPACITY: usize = 1024;
+
 /// The line of `record` at `now`, in `format`, into `out`.
 pub(crate) fn render(
     out: &mut Vec<u8>,
@@ -139,316 +142,53 @@ pub(crate) fn render(
     now: SystemTime,
     record: &AccessRecord<'_>,
 ) {
-    let mut line = Line {
-        out,
-        style: match (format, ansi) {
-            (LogFormat::Json, _) => Style::Json,
-            (LogFormat::Text, false) => Style::Text,
-            (LogFormat::Text, true) => Style::Ansi,
-        },
-    };
-    line.head(now, record.target);
-    line.text("service", record.service);
-    if let Some(id) = record.request_id {
-        line.text("request_id", id);
+    out.reserve(LINE_CAPACITY);
+    match (format, ansi) {
+        (LogFormat::Json, _) => render_in(Line::<JSON> { out }, now, record),
+        (LogFormat::Text, false) => render_in(Line::<TEXT> { out }, now, record),
+        (LogFormat::Text, true) => render_in(Line::<ANSI> { out }, now, record),
     }
-    line.hex("trace_id", &record.trace_id);
-    line.hex("span_id", &record.span_id);
+}
+
+/// The line in style `S`: JSON as [`super::JsonLines`] writes it; text as
+/// tracing-subscriber's default (`Full`) formatter does, with or without
+/// its ANSI styles.
+fn render_in<const S: u8>(mut line: Line<'_, S>, now: SystemTime, record: &AccessRecord<'_>) {
+    line.head(now, record.target);
+    line.text(&name!("service"), record.service);
+    if let Some(id) = record.request_id {
+        line.text(&name!("request_id"), id);
+    }
+    line.hex(&name!("trace_id"), &record.trace_id);
+    line.hex(&name!("span_id"), &record.span_id);
     if let Some(parent) = &record.parent_span_id {
-        line.hex("parent_span_id", parent);
+        line.hex(&name!("parent_span_id"), parent);
     }
     if let Some(root) = &record.amzn_trace_root {
-        line.quoted_ascii("amzn_trace_root", root);
+        line.quoted_ascii(&name!("amzn_trace_root"), root);
     }
-    line.quoted_ascii("method", record.method.as_bytes());
+    line.quoted_ascii(&name!("method"), record.method.as_bytes());
     match record.resource {
-        Resource::Path(path) => line.cut_text("path", path),
-        Resource::Rpc(rpc) => line.cut_text("rpc", rpc),
+        Resource::Path(path) => line.cut_text(&name!("path"), path, MAX_LOGGED_TEXT),
+        Resource::Rpc(rpc) => line.cut_text(&name!("rpc"), rpc, MAX_LOGGED_TEXT),
     }
-    line.quoted_ascii("protocol", record.protocol.as_bytes());
-    line.number("status", u64::from(record.status));
+    line.quoted_ascii(&name!("protocol"), record.protocol.as_bytes());
+    line.number(&name!("status"), u64::from(record.status));
     if let Some(code) = record.grpc_code {
-        line.quoted_ascii("grpc_code", code.as_bytes());
+        line.quoted_ascii(&name!("grpc_code"), code.as_bytes());
     }
-    line.latency_ms(record.latency);
+    line.latency_ms(&name!("latency_ms"), record.latency);
     if let Some(client) = record.client {
-        line.shown("client", |out| write_ip(out, client));
+        line.shown(&name!("client"), |out| write_ip(out, client));
     }
     if let Some(peer) = record.peer {
-        line.shown("peer", |out| write_socket_address(out, peer));
+        line.shown(&name!("peer"), |out| write_socket_address(out, peer));
     }
     if let Some(agent) = record.user_agent {
-        line.cut_text("user_agent", agent);
+        line.cut_text(&name!("user_agent"), agent, MAX_LOGGED_TEXT);
     }
-    line.quoted_ascii("outcome", record.outcome.as_bytes());
+    line.quoted_ascii(&name!("outcome"), record.outcome.as_bytes());
     line.end();
-}
-
-/// JSON as [`super::JsonLines`] writes it; text as tracing-subscriber's
-/// default (`Full`) formatter does, with or without its ANSI styles.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Style {
-    Json,
-    Text,
-    Ansi,
-}
-
-// nu-ansi-term's styles, as tracing-subscriber paints them.
-const DIMMED: &[u8] = b"\x1b[2m";
-const ITALIC: &[u8] = b"\x1b[3m";
-const GREEN: &[u8] = b"\x1b[32m";
-const RESET: &[u8] = b"\x1b[0m";
-
-struct Line<'a> {
-    out: &'a mut Vec<u8>,
-    style: Style,
-}
-
-impl Line<'_> {
-    fn put(&mut self, bytes: &[u8]) {
-        self.out.extend_from_slice(bytes);
-    }
-
-    /// Timestamp, level, target and the message `request`.
-    fn head(&mut self, now: SystemTime, target: &str) {
-        match self.style {
-            Style::Json => {
-                self.put(br#"{"timestamp":""#);
-                write_timestamp(self.out, now);
-                self.put(br#"","level":"INFO","target":"#);
-                self.string(target, false);
-                self.put(br#","message":"request""#);
-            }
-            Style::Text => {
-                write_timestamp(self.out, now);
-                self.put(b"  INFO ");
-                self.put(target.as_bytes());
-                self.put(b": request");
-            }
-            Style::Ansi => {
-                self.put(DIMMED);
-                write_timestamp(self.out, now);
-                self.put(RESET);
-                self.put(b" ");
-                self.put(GREEN);
-                self.put(b" INFO");
-                self.put(RESET);
-                self.put(b" ");
-                self.put(DIMMED);
-                self.put(target.as_bytes());
-                self.put(RESET);
-                self.put(DIMMED);
-                self.put(b":");
-                self.put(RESET);
-                self.put(b" request");
-            }
-        }
-    }
-
-    fn name(&mut self, name: &str) {
-        match self.style {
-            Style::Json => {
-                self.put(b",\"");
-                self.put(name.as_bytes());
-                self.put(b"\":");
-            }
-            Style::Text => {
-                self.put(b" ");
-                self.put(name.as_bytes());
-                self.put(b"=");
-            }
-            Style::Ansi => {
-                self.put(b" ");
-                self.put(ITALIC);
-                self.put(name.as_bytes());
-                self.put(RESET);
-                self.put(DIMMED);
-                self.put(b"=");
-                self.put(RESET);
-            }
-        }
-    }
-
-    fn end(&mut self) {
-        if self.style == Style::Json {
-            self.put(b"}");
-        }
-        self.put(b"\n");
-    }
-
-    /// A string field whose value needs no escaping in either format.
-    fn quoted_ascii(&mut self, name: &str, value: &[u8]) {
-        self.name(name);
-        self.put(b"\"");
-        self.put(value);
-        self.put(b"\"");
-    }
-
-    /// A `%`-shown field: a string in JSON, bare in text.
-    fn shown(&mut self, name: &str, value: impl FnOnce(&mut Vec<u8>)) {
-        self.name(name);
-        let json = self.style == Style::Json;
-        if json {
-            self.put(b"\"");
-        }
-        value(self.out);
-        if json {
-            self.put(b"\"");
-        }
-    }
-
-    fn hex(&mut self, name: &str, id: &[u8]) {
-        self.shown(name, |out| {
-            const DIGITS: &[u8; 16] = b"0123456789abcdef";
-            for byte in id {
-                out.push(DIGITS[usize::from(byte >> 4)]);
-                out.push(DIGITS[usize::from(byte & 0x0f)]);
-            }
-        });
-    }
-
-    fn number(&mut self, name: &str, value: u64) {
-        self.name(name);
-        self.put(itoa::Buffer::new().format(value).as_bytes());
-    }
-
-    /// Whole microseconds shown in milliseconds, as the `f64` they make
-    /// prints: `0.16` (JSON, Display) or `0.16` / `2.0` (text, Debug).
-    fn latency_ms(&mut self, latency: Duration) {
-        self.name("latency_ms");
-        let micros = latency.as_micros();
-        let mut digits = itoa::Buffer::new();
-        self.put(digits.format(micros / 1000).as_bytes());
-        let fraction = micros % 1000;
-        if fraction != 0 {
-            let text = [
-                b'.',
-                b'0' + (fraction / 100) as u8,
-                b'0' + (fraction / 10 % 10) as u8,
-                b'0' + (fraction % 10) as u8,
-            ];
-            let length = 4
-                - usize::from(fraction.is_multiple_of(10))
-                - usize::from(fraction.is_multiple_of(100));
-            self.put(&text[..length]);
-        } else if self.style != Style::Json {
-            self.put(b".0");
-        }
-    }
-
-    /// Arbitrary text, escaped for the format.
-    fn text(&mut self, name: &str, value: &str) {
-        self.name(name);
-        self.string(value, false);
-    }
-
-    /// Arbitrary text cut at [`MAX_LOGGED_TEXT`] (on a character
-    /// boundary), `...` marking the cut.
-    fn cut_text(&mut self, name: &str, value: &str) {
-        self.name(name);
-        if value.len() <= MAX_LOGGED_TEXT {
-            return self.string(value, false);
-        }
-        let mut end = MAX_LOGGED_TEXT;
-        while !value.is_char_boundary(end) {
-            end -= 1;
-        }
-        self.string(&value[..end], true);
-    }
-
-    fn string(&mut self, value: &str, cut: bool) {
-        if self.style == Style::Json {
-            self.put(b"\"");
-            let Ok(()) = json_escaped(value, |piece| {
-                self.put(piece.as_bytes());
-                Ok::<(), Infallible>(())
-            });
-            self.put(b"\"");
-        } else {
-            debug_string(self.out, value);
-        }
-        if cut {
-            // The mark goes inside the quotes: `"...cut..."`.
-            self.out.pop();
-            self.put(b"...\"");
-        }
-    }
-}
-
-/// `value` as Rust's `{:?}` writes a `str` (what the text formatter shows):
-/// plain printable ASCII directly, anything else through `fmt`.
-fn debug_string(out: &mut Vec<u8>, value: &str) {
-    if !value.bytes().all(|byte| (b' '..=b'~').contains(&byte)) {
-        let _ = write!(out, "{value:?}");
-        return;
-    }
-    out.push(b'"');
-    let mut clean_from = 0;
-    for (at, byte) in value.bytes().enumerate() {
-        if byte == b'"' || byte == b'\\' {
-            out.extend_from_slice(&value.as_bytes()[clean_from..at]);
-            out.push(b'\\');
-            clean_from = at;
-        }
-    }
-    out.extend_from_slice(&value.as_bytes()[clean_from..]);
-    out.push(b'"');
-}
-
-/// `YYYY-MM-DDTHH:MM:SS.uuuuuuZ` (RFC 3339, UTC, microseconds), as both
-/// formatters write it; the date part is formatted once a second a thread.
-fn write_timestamp(out: &mut Vec<u8>, now: SystemTime) {
-    let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let seconds = since_epoch.as_secs();
-    let (cached, mut date) = SECOND.get();
-    if cached != seconds {
-        let text = humantime::format_rfc3339_seconds(now).to_string();
-        if let Some(prefix) = text.as_bytes().get(..19) {
-            date.copy_from_slice(prefix);
-            SECOND.set((seconds, date));
-        }
-    }
-    out.extend_from_slice(&date);
-    let micros = since_epoch.subsec_micros();
-    let mut text = *b".000000Z";
-    let mut rest = micros;
-    for digit in text[1..7].iter_mut().rev() {
-        *digit = b'0' + (rest % 10) as u8;
-        rest /= 10;
-    }
-    out.extend_from_slice(&text);
-}
-
-fn write_ip(out: &mut Vec<u8>, ip: IpAddr) {
-    match ip {
-        IpAddr::V4(ip) => {
-            let mut digits = itoa::Buffer::new();
-            for (at, octet) in ip.octets().into_iter().enumerate() {
-                if at > 0 {
-                    out.push(b'.');
-                }
-                out.extend_from_slice(digits.format(octet).as_bytes());
-            }
-        }
-        // Zero runs, embedded IPv4: std's rules.
-        IpAddr::V6(ip) => {
-            let _ = write!(out, "{ip}");
-        }
-    }
-}
-
-fn write_socket_address(out: &mut Vec<u8>, address: SocketAddr) {
-    match address {
-        SocketAddr::V4(address) => {
-            write_ip(out, IpAddr::V4(*address.ip()));
-            out.push(b':');
-            out.extend_from_slice(itoa::Buffer::new().format(address.port()).as_bytes());
-        }
-        // `[ip%scope]:port`: std's rules.
-        SocketAddr::V6(address) => {
-            let _ = write!(out, "{address}");
-        }
-    }
 }
 
 #[cfg(test)]
@@ -754,56 +494,6 @@ mod tests {
         render(&mut line, LogFormat::Json, false, SystemTime::now(), &short);
         let json: serde_json::Value = serde_json::from_slice(&line).unwrap();
         assert_eq!(json["user_agent"], "é");
-    }
-
-    #[test]
-    fn latency_is_written_as_the_f64_of_its_milliseconds_prints() {
-        let mut micros: Vec<u64> = (0..20_000).collect();
-        micros.extend([
-            999_999,
-            1_000_000,
-            1_000_001,
-            86_400_000_000,
-            123_456_789_012,
-        ]);
-        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-        for _ in 0..20_000 {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            micros.push(state % 10_000_000_000_000);
-        }
-        for micros in micros {
-            let ms = micros as f64 / 1000.0;
-            for (style, expected) in [
-                (Style::Json, format!("{ms}")),
-                (Style::Text, format!("{ms:?}")),
-            ] {
-                let mut out = Vec::new();
-                Line {
-                    out: &mut out,
-                    style,
-                }
-                .latency_ms(Duration::from_micros(micros));
-                let written = String::from_utf8(out).unwrap();
-                let value = written.rsplit([':', '=']).next().unwrap();
-                assert_eq!(value, expected, "{micros} us");
-            }
-        }
-    }
-
-    #[test]
-    fn timestamps_are_rfc3339_micros_across_seconds() {
-        let start = UNIX_EPOCH + Duration::from_micros(1_796_000_000_999_998);
-        for step in [0, 1, 2, 3, 1_000_000, 59_000_001, 0, 86_400_000_000] {
-            let now = start + Duration::from_micros(step);
-            let mut out = Vec::new();
-            write_timestamp(&mut out, now);
-            assert_eq!(
-                String::from_utf8(out).unwrap(),
-                humantime::format_rfc3339_micros(now).to_string()
-            );
-        }
     }
 
     #[test]

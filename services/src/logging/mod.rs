@@ -23,6 +23,7 @@
 
 pub(crate) mod access_line;
 mod json_lines;
+mod line_bytes;
 mod stdout_sink;
 
 use std::io;
