@@ -10,9 +10,9 @@ LABELS = {
     "warn": "`status-service serve`, logs off (RUST_LOG=warn)",
     "ceiling": "bare ceiling (axum; tonic for GetStatus)",
     "two-hop-tonic": "bare two-hop (ceiling-two-hop over a tonic Channel → ceiling-tonic)",
-    "ab-ours": "service-ab: our JsonLines + BatchWriter",
-    "ab-fmt-json": "service-ab: tracing-subscriber's JSON formatter + our BatchWriter",
-    "ab-appender": "service-ab: our JsonLines + tracing-appender's writer",
+    "ab-ours": "service-ab: our JsonLines + our line queue (what the service does)",
+    "ab-fmt-json": "service-ab: tracing-subscriber's JSON formatter + our line queue",
+    "ab-appender": "service-ab: our JsonLines + tracing-appender's lossy writer (same function as the line queue)",
 }
 
 

@@ -54,5 +54,5 @@ echo "--- hottest functions (self time)"
 cat "$out/perf-$name.txt"
 echo "--- share of samples under these frames (children included)"
 perf report -i "$data" --children --sort symbol --stdio -g none 2>/dev/null |
-  grep -E 'JsonLines|BatchWriter|AccessLog|access_log|trace_context|request_id|tonic::transport::channel|Buffer|h2::|hyper::proto::h1|serde_json|emf::|tracing_subscriber|tracing_core|sys_write|syscall|__send|epoll|futex' |
+  grep -E 'JsonLines|line_queue|line_bytes|access_line|AccessLog|access_log|trace_context|request_id|tonic::transport::channel|Buffer|h2::|hyper::proto::h1|serde_json|emf::|tracing_subscriber|tracing_core|sys_write|syscall|__send|epoll|futex' |
   head -40

@@ -9,14 +9,17 @@
 //!   own JSON formatter (serde_json through an adaptor that re-checks UTF-8
 //!   on every write, Debug-formatting for values) costs ~15k instructions
 //!   and 2.4-3.1 us of CPU more a request (BENCHMARKS.md, A/B).
-//! - Lines reach stdout through tracing-appender's non-blocking writer in
-//!   lossy mode ([`stdout_sink`]): a request never waits for stdout. When
-//!   stdout blocks (awslogs in blocking mode while CloudWatch throttles, a
-//!   pipe nobody reads), at most [`MAX_QUEUED_LINES`] lines wait; later ones
-//!   are dropped and counted, and a `"log lines dropped"` line says how many
-//!   once stdout moves again. Exit waits for the queue at most a bounded
-//!   time. It replaced a hand-written batch writer that was no faster at
-//!   equal function (bench/findings.md) and could block every request.
+//! - Lines reach stdout through a queue and a writer thread of our own
+//!   ([`stdout_sink`], [`line_queue`]): a request never waits for stdout.
+//!   When stdout blocks (awslogs in blocking mode while CloudWatch
+//!   throttles, a pipe nobody reads), at most [`MAX_QUEUED_LINES`] lines
+//!   wait; later ones are dropped and counted, and a `"log lines dropped"`
+//!   line says how many once stdout moves again. Exit waits for the queue
+//!   at most a bounded time. A line costs a copy under a lock; the writer
+//!   thread is woken once per batch and writes each batch at once, where
+//!   tracing-appender's non-blocking writer (the same function) cost a heap
+//!   copy, a channel send and often a wake-up and a `write(2)` per line
+//!   (bench/findings.md has the A/B).
 //!
 //! This module depends on nothing else of the crate: `config` and `emf`
 //! use it, never the other way round.
@@ -24,6 +27,7 @@
 pub(crate) mod access_line;
 mod json_lines;
 mod line_bytes;
+mod line_queue;
 mod stdout_sink;
 
 use std::io;

@@ -1,45 +1,47 @@
 //! Where log lines go: stdout, without ever making a request wait for it.
 //!
 //! stdout can block: awslogs in blocking mode while CloudWatch throttles, a
-//! pipe nobody reads. So lines go through tracing-appender's non-blocking
-//! writer in lossy mode: a queue of at most [`MAX_QUEUED_LINES`] lines and
-//! one writer thread. While the queue is full a new line is dropped and
+//! pipe nobody reads. So lines go through a queue in memory
+//! ([`super::line_queue`]: at most [`MAX_QUEUED_LINES`] lines) and one
+//! writer thread. While the queue is full a new line is dropped and
 //! counted, never waited for; once a second a reporter logs
 //! `"log lines dropped"` with how many, a line that reaches stdout when it
 //! moves again. At exit the queue gets a bounded time to reach stdout
 //! ([`Flusher::flush_within`]); what a blocked stdout has not taken by then
 //! is lost.
 //!
-//! The writer thread writes to its own copy of the stdout descriptor through
-//! a 64 KiB buffer: few large writes, and never `std::io::stdout()`'s lock,
-//! which a blocked write would hold against every other user (the exit's
-//! own cleanup among them).
+//! The queue replaced tracing-appender's non-blocking writer, which has the
+//! same function but costs a heap copy and a channel send per line, and a
+//! wake-up and a `write(2)` per line whenever its thread has caught up:
+//! bench/findings.md has the A/B (`ab-appender` against `ab-ours`).
+//!
+//! The writer thread writes to its own copy of the stdout descriptor, never
+//! through `std::io::stdout()`'s lock, which a blocked write would hold
+//! against every other user (the exit's own cleanup among them).
 
 use std::{
     fs::File,
-    io::{self, BufWriter, Write},
-    mem,
+    io::{self, Write},
     os::fd::AsFd,
-    panic::{self, AssertUnwindSafe},
-    sync::{Arc, Mutex, MutexGuard, mpsc},
+    sync::mpsc,
     thread,
     time::Duration,
 };
 
 use tracing::Dispatch;
-use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
+use tracing_subscriber::fmt::MakeWriter;
 
-/// Lines waiting for stdout at most; more are dropped and counted. About
-/// 8 MB of JSON lines, and 512 KiB of queue allocated at start.
-pub const MAX_QUEUED_LINES: usize = 16_384;
-/// Bytes the writer thread gathers before a write (it also writes whenever
-/// the queue is empty).
-const WRITE_BUFFER: usize = 64 * 1024;
+pub use super::line_queue::MAX_QUEUED_LINES;
+use super::line_queue::{self, Sender, Stopper};
+
 /// How often dropped lines are reported.
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Where log lines (and EMF lines) are written: cheap to clone, never blocks.
-pub type LogWriter = NonBlocking;
+/// Where log lines (and EMF lines) are written: cheap to clone, never
+/// blocks. Each `write` is one line (or several written together): queued
+/// whole, or dropped whole.
+#[derive(Clone)]
+pub struct LogWriter(Sender);
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot start the log writer thread")]
@@ -57,9 +59,7 @@ pub const LOG_FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Hands what is queued to stdout, from anywhere (the second-signal exit).
 #[derive(Clone)]
-pub struct Flusher {
-    worker: Arc<Mutex<Option<WorkerGuard>>>,
-}
+pub struct Flusher(std::sync::Arc<Stopper>);
 
 /// A writer to stdout and its guard.
 pub fn stdout_sink() -> Result<(LogWriter, LogGuard), SinkError> {
@@ -68,30 +68,56 @@ pub fn stdout_sink() -> Result<(LogWriter, LogGuard), SinkError> {
         Ok(descriptor) => Box::new(File::from(descriptor)),
         Err(_) => Box::new(io::stdout()),
     };
-    sink(BufWriter::with_capacity(WRITE_BUFFER, output))
+    sink(output)
 }
 
 /// A non-blocking writer to `output` and its guard.
 pub(crate) fn sink<W: Write + Send + 'static>(
     output: W,
 ) -> Result<(LogWriter, LogGuard), SinkError> {
-    // tracing-appender panics when it cannot start its thread; that is an
-    // error here, reported once by the caller.
-    let (writer, worker) = panic::catch_unwind(AssertUnwindSafe(|| {
-        NonBlockingBuilder::default()
-            .lossy(true)
-            .buffered_lines_limit(MAX_QUEUED_LINES)
-            .thread_name("log-writer")
-            .finish(output)
-    }))
-    .map_err(|_| SinkError)?;
+    let (sender, stopper) = line_queue::start("log-writer", output).ok_or(SinkError)?;
     let guard = LogGuard {
-        flusher: Flusher {
-            worker: Arc::new(Mutex::new(Some(worker))),
-        },
+        flusher: Flusher(std::sync::Arc::new(stopper)),
         stop_reporter: None,
     };
-    Ok((writer, guard))
+    Ok((LogWriter(sender), guard))
+}
+
+impl LogWriter {
+    /// Lines dropped since start (the queue was full, or stopped).
+    pub fn dropped_lines(&self) -> u64 {
+        self.0.dropped_lines()
+    }
+}
+
+impl Write for LogWriter {
+    fn write(&mut self, line: &[u8]) -> io::Result<usize> {
+        self.0.send(line);
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Write for &LogWriter {
+    fn write(&mut self, line: &[u8]) -> io::Result<usize> {
+        self.0.send(line);
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for LogWriter {
+    type Writer = &'a LogWriter;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self
+    }
 }
 
 impl LogGuard {
@@ -104,10 +130,10 @@ impl LogGuard {
     /// it, drops are still counted, only not reported.
     pub fn report_drops(&mut self, writer: &LogWriter, dispatch: Option<Dispatch>) {
         let (stop, stopped) = mpsc::channel();
-        let counter = writer.error_counter();
+        let writer = writer.clone();
         let started = thread::Builder::new()
             .name("log-drops".into())
-            .spawn(move || report_drops(&counter, &stopped, dispatch.as_ref()));
+            .spawn(move || report_drops(&writer, &stopped, dispatch.as_ref()));
         if started.is_ok() {
             self.stop_reporter = Some(stop);
         }
@@ -125,38 +151,17 @@ impl Flusher {
     /// Hands every queued line to stdout and stops the writer thread,
     /// waiting at most `limit`. False when stdout did not take them in
     /// time (they are lost when the process exits). Lines logged after this
-    /// are dropped.
+    /// are dropped. Only the first call waits; later ones say whether the
+    /// writer has finished.
     pub fn flush_within(&self, limit: Duration) -> bool {
-        let Some(worker) = lock(&self.worker).take() else {
-            return true; // flushed already, or being flushed
-        };
-        // The guard's drop waits for the writer thread (up to 1.1 s), and
-        // when the queue is full it prints to stdout, which blocks for as
-        // long as stdout does: drop it on a thread of its own.
-        let parked = Arc::new(Mutex::new(Some(worker)));
-        let theirs = Arc::clone(&parked);
-        let (done, finished) = mpsc::channel();
-        let started = thread::Builder::new()
-            .name("log-flush".into())
-            .spawn(move || {
-                drop(lock(&theirs).take());
-                let _ = done.send(());
-            });
-        if started.is_err() {
-            // Dropping it here could block: leave the queued lines.
-            if let Some(worker) = lock(&parked).take() {
-                mem::forget(worker);
-            }
-            return false;
-        }
-        finished.recv_timeout(limit).is_ok()
+        self.0.stop(limit)
     }
 }
 
-fn report_drops(counter: &ErrorCounter, stop: &mpsc::Receiver<()>, dispatch: Option<&Dispatch>) {
+fn report_drops(writer: &LogWriter, stop: &mpsc::Receiver<()>, dispatch: Option<&Dispatch>) {
     let mut reported = 0;
     while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(REPORT_INTERVAL) {
-        let total = counter.dropped_lines();
+        let total = writer.dropped_lines();
         if total <= reported {
             continue;
         }
@@ -176,24 +181,17 @@ fn report_drops(counter: &ErrorCounter, stop: &mpsc::Receiver<()>, dispatch: Opt
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A poisoned lock only means a panic elsewhere; the guard is fine.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 #[cfg(test)]
 mod tests {
     use std::{
-        sync::Condvar,
+        sync::{Arc, Condvar, Mutex},
         time::{Duration, Instant},
     };
 
     use tracing_subscriber::EnvFilter;
 
     use super::*;
-    use crate::logging::{LogFormat, subscriber};
+    use crate::logging::{LogFormat, line_queue::lock, subscriber};
 
     /// An output that blocks every write until opened, then keeps what
     /// reached it: stdout as a pipe nobody reads, until someone does.
@@ -243,8 +241,7 @@ mod tests {
     #[test]
     fn a_blocked_output_drops_and_counts_lines_and_reports_them_once_it_moves() {
         let gate = Gate::default();
-        let (writer, mut guard) =
-            sink(BufWriter::with_capacity(WRITE_BUFFER, gate.clone())).unwrap();
+        let (writer, mut guard) = sink(gate.clone()).unwrap();
         let dispatch = Dispatch::new(subscriber(
             LogFormat::Json,
             EnvFilter::new("warn"),
@@ -262,10 +259,13 @@ mod tests {
                 sender.write_all(&line).unwrap();
             }
         });
-        // Every line past the queue and what the writer thread holds (64
-        // lines in its buffer, one in its blocked write) was dropped.
-        let dropped = writer.error_counter().dropped_lines();
-        assert!((extra - 70..=extra).contains(&dropped), "{dropped} dropped");
+        // Every line past the queue (what waits and what the blocked write
+        // holds) was dropped; a report dropped too would count.
+        let dropped = writer.dropped_lines();
+        assert!(
+            (extra as u64..=extra as u64 + 2).contains(&dropped),
+            "{dropped} dropped"
+        );
         gate.open();
         let deadline = Instant::now() + Duration::from_secs(10);
         let report = loop {
@@ -277,8 +277,40 @@ mod tests {
             thread::sleep(Duration::from_millis(50));
         };
         assert_eq!(report["level"], "WARN");
-        assert!(report["dropped_total"].as_u64().unwrap() >= dropped as u64);
+        assert!(report["dropped_total"].as_u64().unwrap() >= dropped);
         drop(guard);
+    }
+
+    #[test]
+    fn a_blocked_output_gets_what_the_queue_held_and_the_rest_is_counted() {
+        let gate = Gate::default();
+        let (writer, guard) = sink(gate.clone()).unwrap();
+        let lines = MAX_QUEUED_LINES + 5_000;
+        let mut sender = writer.clone();
+        finishes(move || {
+            for line in 0..lines {
+                // One write, one line (`writeln!` would write in pieces).
+                sender
+                    .write_all(format!("line {line}\n").as_bytes())
+                    .unwrap();
+            }
+        });
+        let dropped = writer.dropped_lines();
+        gate.open();
+        assert!(guard.flusher().flush_within(Duration::from_secs(10)));
+        let text = gate.text();
+        let written: Vec<&str> = text.lines().collect();
+        // Each line whole, in order, and either written or counted.
+        assert_eq!(written.len(), MAX_QUEUED_LINES);
+        assert_eq!(written.len() as u64 + dropped, lines as u64);
+        let numbers: Vec<usize> = written
+            .iter()
+            .map(|line| line.strip_prefix("line ").unwrap().parse().unwrap())
+            .collect();
+        assert!(numbers.windows(2).all(|pair| pair[0] < pair[1]));
+        // Lines written after the flush are dropped and counted.
+        writer.clone().write_all(b"late\n").unwrap();
+        assert_eq!(writer.dropped_lines(), dropped + 1);
     }
 
     #[test]
@@ -303,13 +335,13 @@ mod tests {
     fn a_flush_writes_every_line_in_order() {
         let gate = Gate::default();
         gate.open();
-        let (mut writer, guard) = sink(BufWriter::new(gate.clone())).unwrap();
+        let (mut writer, guard) = sink(io::BufWriter::new(gate.clone())).unwrap();
         let lines: Vec<String> = (0..10_000).map(|i| format!("line {i}\n")).collect();
         for line in &lines {
             writer.write_all(line.as_bytes()).unwrap();
         }
         assert!(guard.flusher().flush_within(Duration::from_secs(10)));
         assert_eq!(gate.text(), lines.concat());
-        assert_eq!(writer.error_counter().dropped_lines(), 0);
+        assert_eq!(writer.dropped_lines(), 0);
     }
 }
