@@ -47,13 +47,27 @@ impl Histogram {
     }
 }
 
-fn bucket(latency: Duration) -> usize {
-    let ms = latency.as_secs_f64() * 1000.0;
-    if ms <= FIRST_BOUND_MS {
-        return 0;
+/// Each bucket's upper bound in nanoseconds: bucket `i` holds latencies up
+/// to `FIRST_BOUND_MS * GROWTH^i` ms (above the bound of `i - 1`).
+const UPPER_BOUNDS_NS: [u64; BUCKETS] = {
+    let mut bounds = [0; BUCKETS];
+    let mut bound = FIRST_BOUND_MS * 1_000_000.0;
+    let mut index = 0;
+    while index < BUCKETS {
+        bounds[index] = bound as u64;
+        bound *= GROWTH;
+        index += 1;
     }
-    let index = ((ms / FIRST_BOUND_MS).ln() / GROWTH.ln()).ceil();
-    (index as usize).min(BUCKETS - 1)
+    bounds
+};
+
+/// A request's bucket: a binary search of the bounds (integers; no
+/// logarithm per request).
+fn bucket(latency: Duration) -> usize {
+    let nanos = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
+    UPPER_BOUNDS_NS
+        .partition_point(|&bound| bound < nanos)
+        .min(BUCKETS - 1)
 }
 
 /// The value that stands for bucket `index`: the geometric middle of its
@@ -83,6 +97,37 @@ mod tests {
             value_ms(BUCKETS - 1) > 120_000.0,
             "the last bucket starts past two minutes"
         );
+    }
+
+    #[test]
+    fn buckets_are_where_the_logarithm_puts_them() {
+        // The definition: the smallest i with ms <= 0.05 * 1.25^i.
+        let by_logarithm = |ms: f64| {
+            if ms <= FIRST_BOUND_MS {
+                return 0;
+            }
+            let index = ((ms / FIRST_BOUND_MS).ln() / GROWTH.ln()).ceil();
+            (index as usize).min(BUCKETS - 1)
+        };
+        let mut micros = 0_u64;
+        while micros < 200_000_000 {
+            let ms = micros as f64 / 1000.0;
+            let found = bucket(Duration::from_micros(micros));
+            // A value on a bound may fall either side of it in floating point.
+            let expected = by_logarithm(ms);
+            assert!(
+                found.abs_diff(expected) <= 1,
+                "{micros} us: {found} vs {expected}"
+            );
+            if found != expected {
+                let bound = FIRST_BOUND_MS * GROWTH.powi(found.min(expected) as i32);
+                assert!(
+                    (ms - bound).abs() / bound < 1e-9,
+                    "{micros} us is not on a bound"
+                );
+            }
+            micros += 1 + micros / 50;
+        }
     }
 
     #[test]
