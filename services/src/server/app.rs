@@ -221,7 +221,12 @@ impl GrpcRoutes {
             };
         match service.map(|(service, _)| service) {
             Some(STATUS) => GrpcFuture::Boxed {
-                future: if request.headers().contains_key(GRPC_ACCEPT_ENCODING) {
+                // A scan of the few names beats hashing this one.
+                future: if request
+                    .headers()
+                    .keys()
+                    .any(|name| name == GRPC_ACCEPT_ENCODING)
+                {
                     self.status.clone().call(request)
                 } else {
                     self.status_uncompressed.clone().call(request)
