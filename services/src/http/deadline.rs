@@ -12,14 +12,13 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use http::{HeaderName, HeaderValue, Response};
+use http::{HeaderMap, HeaderName, Response};
 use tokio::time::Instant;
 
 use super::protocol::{Protocol, error_response};
 
-/// `grpc-timeout`, parsed once (the envelope finds it in its pass over the
-/// headers, [`super::request_headers`]).
-pub(crate) static GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
+/// `grpc-timeout`, parsed once (a `&str` name is parsed at every lookup).
+static GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 
 /// When the request must have been answered, in its extensions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,13 +36,11 @@ impl RequestDeadline {
 /// is sooner.
 pub(crate) fn timeout_of(
     protocol: Protocol,
-    grpc_timeout_header: Option<&HeaderValue>,
+    headers: &HeaderMap,
     request_timeout: Duration,
 ) -> Duration {
     if protocol.is_grpc() {
-        grpc_timeout_header
-            .and_then(grpc_timeout)
-            .map_or(request_timeout, |t| t.min(request_timeout))
+        grpc_timeout(headers).map_or(request_timeout, |t| t.min(request_timeout))
     } else {
         request_timeout
     }
@@ -60,8 +57,8 @@ pub(crate) fn deadline_exceeded(protocol: Protocol, timeout: Duration) -> Respon
 
 /// The caller's deadline from its `grpc-timeout` header (`<1-8 digits><unit>`,
 /// unit one of H M S m u n).
-pub(crate) fn grpc_timeout(value: &HeaderValue) -> Option<Duration> {
-    let value = value.to_str().ok()?;
+pub(crate) fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(&GRPC_TIMEOUT)?.to_str().ok()?;
     let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
     // Digits only: `u64::from_str` would also take a leading `+`.
     if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -81,10 +78,14 @@ pub(crate) fn grpc_timeout(value: &HeaderValue) -> Option<Duration> {
 
 #[cfg(test)]
 mod tests {
+    use http::HeaderValue;
+
     use super::*;
 
-    fn with_timeout(value: &str) -> HeaderValue {
-        HeaderValue::from_str(value).expect("ascii")
+    fn with_timeout(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("grpc-timeout", HeaderValue::from_str(value).expect("ascii"));
+        headers
     }
 
     #[test]
@@ -117,6 +118,7 @@ mod tests {
         ] {
             assert_eq!(grpc_timeout(&with_timeout(bad)), None, "{bad}");
         }
+        assert_eq!(grpc_timeout(&HeaderMap::new()), None);
     }
 
     #[test]
@@ -137,9 +139,9 @@ mod tests {
             (Some("300m"), Protocol::Http1, Duration::from_secs(30)),
             (Some("300m"), Protocol::H2c, Duration::from_secs(30)),
         ] {
-            let header = timeout.map(with_timeout);
+            let headers = timeout.map_or_else(HeaderMap::new, with_timeout);
             assert_eq!(
-                timeout_of(protocol, header.as_ref(), request_timeout),
+                timeout_of(protocol, &headers, request_timeout),
                 expected,
                 "{timeout:?} {protocol:?}"
             );

@@ -36,7 +36,6 @@ use super::{
     deadline::{RequestDeadline, deadline_exceeded, timeout_of},
     load_shed::{Admission, LoadShed},
     protocol::{Protocol, error_response},
-    request_headers::RequestHeaders,
 };
 
 /// Where the envelope sends a request it let in: the routes.
@@ -107,29 +106,25 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        // One pass over the headers, one clock read (the access line's
-        // start and the deadline's).
-        let headers = RequestHeaders::scan(request.headers());
-        let protocol = Protocol::of(headers.content_type, request.version());
-        let from_browser = headers.origin.is_some();
+        let protocol = Protocol::of(&request);
+        // One clock read: the access line's start and the deadline's.
         let now = Instant::now();
         let core = &self.inner.core;
-        let timeout = timeout_of(protocol, headers.grpc_timeout, core.request_timeout);
+        let timeout = timeout_of(protocol, request.headers(), core.request_timeout);
         let deadline = now + timeout;
-        let (entry, request_id) = Entry::open(
+        let (entry, request_id) = Entry::start(
             &self.inner.log,
             protocol,
             now.into_std(),
-            &headers,
-            &request,
-        )
-        .attach(&mut request, RequestDeadline(deadline));
+            RequestDeadline(deadline),
+            &mut request,
+        );
         let started = Started {
             protocol,
             deadline,
             timeout,
         };
-        let stage = if from_browser {
+        let stage = if request.headers().contains_key(header::ORIGIN) {
             let core = CoreService {
                 core: Arc::clone(core),
                 started,

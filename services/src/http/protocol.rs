@@ -3,7 +3,7 @@
 //! with the matching HTTP status.
 
 use axum::{body::Body, response::IntoResponse};
-use http::{HeaderMap, HeaderValue, Response, Version, header::CONTENT_TYPE};
+use http::{HeaderMap, HeaderValue, Request, Response, Version, header::CONTENT_TYPE};
 use status_gateway::ApiError;
 
 /// The ways a request reaches the port, as the access log names them.
@@ -19,15 +19,17 @@ pub(crate) enum Protocol {
 }
 
 impl Protocol {
-    /// From the content type (found in the envelope's pass over the
-    /// headers), then the version.
-    pub(crate) fn of(content_type: Option<&HeaderValue>, version: Version) -> Self {
-        let content_type = content_type.map_or(&b""[..], HeaderValue::as_bytes);
+    /// From the content type (one lookup), then the version.
+    pub(crate) fn of<B>(request: &Request<B>) -> Self {
+        let content_type = request
+            .headers()
+            .get(CONTENT_TYPE)
+            .map_or(&b""[..], HeaderValue::as_bytes);
         match content_type.strip_prefix(b"application/grpc") {
             Some(rest) if rest.starts_with(b"-web-text") => Self::GrpcWebText,
             Some(rest) if rest.starts_with(b"-web") => Self::GrpcWeb,
             Some(_) => Self::Grpc,
-            None if version == Version::HTTP_2 => Self::H2c,
+            None if request.version() == Version::HTTP_2 => Self::H2c,
             None => Self::Http1,
         }
     }
@@ -85,8 +87,6 @@ pub(crate) fn error_response(protocol: Protocol, status: tonic::Status) -> Respo
 
 #[cfg(test)]
 mod tests {
-    use http::Request;
-
     use super::*;
 
     fn request(version: Version, content_type: Option<&str>) -> Request<()> {
@@ -140,9 +140,8 @@ mod tests {
             (Version::HTTP_11, Some("application/gr"), Protocol::Http1),
             (Version::HTTP_11, Some(""), Protocol::Http1),
         ] {
-            let request = request(version, content_type);
             assert_eq!(
-                Protocol::of(request.headers().get(CONTENT_TYPE), request.version()),
+                Protocol::of(&request(version, content_type)),
                 expected,
                 "{version:?} {content_type:?}"
             );

@@ -1,20 +1,15 @@
-//! The request headers the envelope reads (content type, `Origin`,
-//! `grpc-timeout`) and its access entry (the request id, the trace context,
-//! the client's hops and user agent), found in one pass over the header
-//! map. Looked up one by one, each custom name cost a hash of its
+//! The request headers a request's access entry reads (its id, its trace
+//! context, the client's hops and user agent), found in one pass over the
+//! header map. Looked up one by one, each custom name cost a hash of its
 //! bytes and a probe, found or not: about 150 instructions a lookup, 650 a
 //! request for headers most requests do not send (bench/findings.md).
 //!
 //! The first value of each name is the one kept, as `HeaderMap::get` gives
 //! it: the map yields a name's values together, in the order they came.
 
-use http::{
-    HeaderMap, HeaderName, HeaderValue,
-    header::{CONTENT_TYPE, ORIGIN, USER_AGENT},
-};
+use http::{HeaderMap, HeaderName, HeaderValue, header::USER_AGENT};
 
 use super::{
-    deadline::GRPC_TIMEOUT,
     request_id::REQUEST_ID,
     trace_context::{AMZN_TRACE_ID_NAME, TRACEPARENT_NAME},
 };
@@ -25,9 +20,6 @@ pub(crate) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwa
 /// The first value of each header the access entry reads, if sent.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct RequestHeaders<'a> {
-    pub(crate) content_type: Option<&'a HeaderValue>,
-    pub(crate) origin: Option<&'a HeaderValue>,
-    pub(crate) grpc_timeout: Option<&'a HeaderValue>,
     pub(crate) request_id: Option<&'a HeaderValue>,
     pub(crate) traceparent: Option<&'a HeaderValue>,
     pub(crate) amzn_trace_id: Option<&'a HeaderValue>,
@@ -48,12 +40,8 @@ impl<'a> RequestHeaders<'a> {
     }
 
     fn slot(&mut self, name: &HeaderName) -> Option<&mut Option<&'a HeaderValue>> {
-        Some(if name == CONTENT_TYPE {
-            &mut self.content_type
-        } else if name == USER_AGENT {
+        Some(if name == USER_AGENT {
             &mut self.user_agent
-        } else if name == ORIGIN {
-            &mut self.origin
         } else if name == REQUEST_ID {
             &mut self.request_id
         } else if name == TRACEPARENT_NAME {
@@ -62,8 +50,6 @@ impl<'a> RequestHeaders<'a> {
             &mut self.amzn_trace_id
         } else if name == X_FORWARDED_FOR {
             &mut self.forwarded_for
-        } else if name == GRPC_TIMEOUT {
-            &mut self.grpc_timeout
         } else {
             return None;
         })
@@ -87,10 +73,6 @@ mod tests {
             ("x-amzn-trace-id", "Root=1-2-3"),
             ("x-forwarded-for", "203.0.113.7"),
             ("tracestate", "a=1"),
-            ("content-type", "application/grpc"),
-            ("origin", "https://app.example"),
-            ("grpc-timeout", "300m"),
-            ("content-type", "text/plain"),
         ] {
             headers.append(name, HeaderValue::from_static(value));
         }
@@ -101,9 +83,6 @@ mod tests {
             (seen.traceparent, "traceparent"),
             (seen.amzn_trace_id, "x-amzn-trace-id"),
             (seen.forwarded_for, "x-forwarded-for"),
-            (seen.content_type, "content-type"),
-            (seen.origin, "origin"),
-            (seen.grpc_timeout, "grpc-timeout"),
         ] {
             assert_eq!(found, headers.get(name), "{name}");
             assert!(found.is_some(), "{name}");
@@ -111,6 +90,5 @@ mod tests {
         let empty = HeaderMap::new();
         let none = RequestHeaders::scan(&empty);
         assert!(none.request_id.is_none() && none.forwarded_for.is_none());
-        assert!(none.content_type.is_none() && none.origin.is_none());
     }
 }

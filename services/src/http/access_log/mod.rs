@@ -152,34 +152,6 @@ impl Drop for Entry {
     }
 }
 
-/// An entry opened, whose request id and trace context are not on its
-/// request yet: the envelope's pass over the request's headers borrows
-/// them until then.
-#[derive(Debug)]
-pub(crate) struct Opening {
-    entry: Entry,
-    request_id: RequestId,
-    trace: TraceContext,
-}
-
-impl Opening {
-    /// Puts a new request id on the request's headers and the trace context
-    /// and `deadline` in its [`RequestContext`] (for the peer call); returns
-    /// the entry and the request id for the answer.
-    pub(crate) fn attach<B>(
-        self,
-        request: &mut Request<B>,
-        deadline: RequestDeadline,
-    ) -> (Entry, HeaderValue) {
-        self.request_id.set_on(request.headers_mut());
-        request
-            .extensions_mut()
-            .get_or_insert_default::<RequestContext>()
-            .started(self.trace, deadline);
-        (self.entry, self.request_id.into_value())
-    }
-}
-
 /// How a request ended.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Outcome {
@@ -202,18 +174,20 @@ impl Outcome {
 }
 
 impl Entry {
-    /// Opens the entry of `request` (whose protocol is `protocol`, which
-    /// started at `started`, whose headers the envelope read as `headers`):
-    /// its request id, its trace context and, when sampled for export, its
-    /// SERVER span. [`Opening::attach`] then puts them on the request.
-    pub(crate) fn open<B>(
+    /// Starts the entry of `request` (whose protocol is `protocol`, which
+    /// started at `started` and must be answered by `deadline`): gives it
+    /// its request id (returned, for the answer) and, in its
+    /// [`RequestContext`] (for the peer call), its trace context and
+    /// deadline; and, when sampled for export, its SERVER span.
+    pub(crate) fn start<B>(
         log: &AccessLog,
         protocol: Protocol,
         started: Instant,
-        headers: &RequestHeaders<'_>,
-        request: &Request<B>,
-    ) -> Opening {
+        deadline: RequestDeadline,
+        request: &mut Request<B>,
+    ) -> (Self, HeaderValue) {
         let shared = &log.shared;
+        let headers = RequestHeaders::scan(request.headers());
         let request_id = RequestId::of(headers.request_id);
         let mut trace = TraceContext::from_values(
             headers.amzn_trace_id,
@@ -230,7 +204,7 @@ impl Entry {
                 .and_then(RequestContext::client);
             Box::new(LineFields::new(
                 request,
-                headers,
+                &headers,
                 request_id.value().clone(),
                 &trace,
                 client,
@@ -247,6 +221,11 @@ impl Entry {
                 shared.recorder.is_known(route),
             ))
         });
+        request_id.set_on(request.headers_mut());
+        request
+            .extensions_mut()
+            .get_or_insert_default::<RequestContext>()
+            .started(trace, deadline);
         shared.open.fetch_add(1, Ordering::AcqRel);
         let entry = Self {
             shared: Arc::clone(shared),
@@ -256,11 +235,7 @@ impl Entry {
             line,
             span,
         };
-        Opening {
-            entry,
-            request_id,
-            trace,
-        }
+        (entry, request_id.into_value())
     }
 
     /// The request ended without an answer: the client went away (or the
