@@ -27,6 +27,8 @@ mod reachability;
 
 use std::{sync::Arc, time::Duration};
 
+use http::HeaderMap;
+
 use status_api::v1::{
     GetPeerStatusResponse, GetStatusRequest, GetStatusResponse,
     status_service_client::StatusServiceClient,
@@ -36,8 +38,8 @@ use tokio::{
     time::Instant,
 };
 use tonic::{
-    Status,
-    metadata::{MetadataMap, MetadataValue},
+    Extensions, Status,
+    metadata::MetadataMap,
     transport::{Channel, Endpoint},
 };
 
@@ -45,7 +47,7 @@ use self::{failure::Evidence, reachability::Reachability};
 use crate::{
     config::PeerSettings,
     emf::Recorder,
-    http::{REQUEST_ID_HEADER, RequestDeadline, TraceContext},
+    http::{RequestDeadline, TraceContext, request_id::REQUEST_ID},
     throttle::Throttle,
 };
 
@@ -232,19 +234,21 @@ fn outgoing_request(
     trace: Option<&TraceContext>,
     budget: Duration,
 ) -> tonic::Request<GetStatusRequest> {
-    let mut request = tonic::Request::new(GetStatusRequest {});
+    // The headers under names parsed once, their values shared, not
+    // checked and copied again as metadata.
+    let mut headers = HeaderMap::with_capacity(5);
+    if let Some(id) = caller.as_ref().get(&REQUEST_ID) {
+        headers.insert(&REQUEST_ID, id.clone());
+    }
+    if let Some(trace) = trace {
+        trace.write_outgoing_headers(&mut headers);
+    }
+    let mut request = tonic::Request::from_parts(
+        MetadataMap::from_headers(headers),
+        Extensions::default(),
+        GetStatusRequest {},
+    );
     request.set_timeout(budget);
-    if let Some(id) = caller.get(REQUEST_ID_HEADER) {
-        request.metadata_mut().insert(REQUEST_ID_HEADER, id.clone());
-    }
-    for (name, value) in trace
-        .map(TraceContext::outgoing_headers)
-        .unwrap_or_default()
-    {
-        if let Ok(value) = MetadataValue::try_from(value.as_bytes()) {
-            request.metadata_mut().insert(name, value);
-        }
-    }
     request
 }
 

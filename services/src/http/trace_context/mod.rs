@@ -38,7 +38,7 @@ pub(crate) const TRACESTATE: &str = "tracestate";
 pub(crate) const AMZN_TRACE_ID: &str = "x-amzn-trace-id";
 // The names parsed once, for the lookups on every request.
 pub(crate) static TRACEPARENT_NAME: HeaderName = HeaderName::from_static(TRACEPARENT);
-static TRACESTATE_NAME: HeaderName = HeaderName::from_static(TRACESTATE);
+pub(crate) static TRACESTATE_NAME: HeaderName = HeaderName::from_static(TRACESTATE);
 pub(crate) static AMZN_TRACE_ID_NAME: HeaderName = HeaderName::from_static(AMZN_TRACE_ID);
 /// Longest `tracestate` or `X-Amzn-Trace-Id` passed on (the W3C spec allows
 /// 32 tracestate members of up to 256 characters; 512 keeps the common ones).

@@ -4,25 +4,25 @@
 
 use std::fmt;
 
-use http::HeaderValue;
+use http::{HeaderMap, HeaderValue};
 
-use super::{AMZN_TRACE_ID, TRACEPARENT, TRACESTATE, TraceContext};
+use super::{AMZN_TRACE_ID_NAME, TRACEPARENT_NAME, TRACESTATE_NAME, TraceContext};
 
 impl TraceContext {
-    /// The headers a call made on behalf of this request carries: this
-    /// request's span is the parent of the callee's. Written into stack
-    /// buffers, without `fmt`: one allocation per header value.
-    pub fn outgoing_headers(&self) -> Vec<(&'static str, HeaderValue)> {
-        let mut headers = Vec::with_capacity(3);
+    /// Adds the headers a call made on behalf of this request carries:
+    /// this request's span is the parent of the callee's. Written into stack
+    /// buffers, without `fmt`, under names parsed once: one allocation per
+    /// header value.
+    pub fn write_outgoing_headers(&self, headers: &mut HeaderMap) {
         let mut traceparent = *b"00-00000000000000000000000000000000-0000000000000000-00";
         hex_into(&mut traceparent[3..35], &self.trace_id);
         hex_into(&mut traceparent[36..52], &self.span_id);
         hex_into(&mut traceparent[53..55], &[self.flags]);
         if let Ok(value) = HeaderValue::from_bytes(&traceparent) {
-            headers.push((TRACEPARENT, value));
+            headers.insert(&TRACEPARENT_NAME, value);
         }
         if let Some(state) = &self.tracestate {
-            headers.push((TRACESTATE, state.clone()));
+            headers.insert(&TRACESTATE_NAME, state.clone());
         }
         if let (Some(sampled), Some(root)) = (self.amzn_sampled, &self.amzn_root) {
             // The root that came in, so the call keeps its X-Ray trace:
@@ -39,10 +39,20 @@ impl TraceContext {
                 _ => 64,
             };
             if let Ok(value) = HeaderValue::from_bytes(&amzn[..length]) {
-                headers.push((AMZN_TRACE_ID, value));
+                headers.insert(&AMZN_TRACE_ID_NAME, value);
             }
         }
-        headers
+    }
+
+    /// The outgoing headers in the order they are written, for tests.
+    #[cfg(test)]
+    pub(crate) fn outgoing_headers(&self) -> Vec<(&'static str, HeaderValue)> {
+        let mut headers = HeaderMap::new();
+        self.write_outgoing_headers(&mut headers);
+        [&TRACEPARENT_NAME, &TRACESTATE_NAME, &AMZN_TRACE_ID_NAME]
+            .into_iter()
+            .filter_map(|name| Some((name.as_str(), headers.get(name)?.clone())))
+            .collect()
     }
 }
 
