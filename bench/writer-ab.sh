@@ -56,6 +56,7 @@ hz=$(getconf CLK_TCK)
 # run VARIANT LOAD N CONNS: one measured load on a fresh service.
 run() {
   local variant=$1 load=$2 n=$3 conns=$4 service ticks0 ticks1 sw0 sw1
+  # shellcheck disable=SC2016 # $0 is the inner shell's: the binary, passed after the script
   env SERVICE_NAME=service-a SERVER_PORT="$port" BIND_ADDRESS=127.0.0.1 PEER_URL="http://127.0.0.1:$((port + 1))" \
     LOG_FORMAT=json RUST_LOG=info METRICS_INTERVAL=1h EMF_INTERVAL=1h DRAIN_DELAY=0s SHUTDOWN_TIMEOUT=1s \
     BENCH_LOGS="$variant" TOKIO_WORKER_THREADS=2 \
