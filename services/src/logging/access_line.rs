@@ -29,7 +29,8 @@ use tracing_subscriber::{Layer, fmt::MakeWriter};
 
 use super::{
     LogFormat,
-    line_bytes::{ANSI, JSON, Line, TEXT, name, write_ip, write_socket_address},
+    line_bytes::{ANSI, JSON, Line, TEXT, name},
+    line_values::{write_ip, write_socket_address},
 };
 
 /// Longest path or user agent written to a line; the rest is cut and `...`

@@ -28,6 +28,7 @@ pub(crate) mod access_line;
 mod json_lines;
 mod line_bytes;
 mod line_queue;
+mod line_values;
 mod stdout_sink;
 
 use std::io;
