@@ -81,10 +81,12 @@ impl http_body::Body for RestBody {
 pin_project! {
     /// One REST request, from its match to its answer's head: through
     /// tower-http's `Compression` when the caller sent `Accept-Encoding`.
+    /// That future is boxed: the plain one, moved through the server's
+    /// layers on every request, stays small.
     #[project = RestFutureProjection]
     pub enum RestFuture {
         Plain { #[pin] future: RouteFuture },
-        Negotiated { #[pin] future: ResponseFuture<RouteFuture, DefaultPredicate> },
+        Negotiated { future: Pin<Box<ResponseFuture<RouteFuture, DefaultPredicate>>> },
     }
 }
 
@@ -103,7 +105,7 @@ impl Future for RestFuture {
                 response.map(|body| RestBody::Plain { body })
             }
             RestFutureProjection::Negotiated { future } => {
-                let Ok(response) = ready!(future.poll(cx));
+                let Ok(response) = ready!(future.as_mut().poll(cx));
                 response.map(|body| RestBody::Negotiated { body })
             }
         }))

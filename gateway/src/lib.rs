@@ -41,7 +41,7 @@ use axum::body::Bytes;
 pub use cors::cors;
 pub use error::{ApiError, ServerFault, error_response, grpc_code_name, http_status};
 pub use gzip::{RestBody, RestFuture};
-pub use rest::{RestRoutes, RouteFuture, StatusJson};
+pub use rest::{RestRoutes, RouteFuture, ServingStatusNow, StatusJson};
 use routes::{GET_PEER_STATUS, GET_STATUS, HEALTHCHECK};
 
 /// Path of the health check route: the ALB target group's health check.

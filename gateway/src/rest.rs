@@ -47,6 +47,19 @@ pub trait StatusJson {
     fn status_json(&self) -> Result<Bytes, tonic::Status>;
 }
 
+/// What `/healthcheck` answers without calling `Health/Check` (a boxed
+/// future, a lock and a hashed lookup per request): the whole server's
+/// status as the health service reports it now, read from a value the
+/// implementation keeps beside it. `None` (the default): ask `Check`.
+pub trait ServingStatusNow {
+    fn serving_status_now(&self) -> Option<ServingStatus> {
+        None
+    }
+}
+
+/// tonic-health's service alone has no cheaper reader than its `Check`.
+impl ServingStatusNow for tonic_health::server::HealthService {}
+
 /// The REST routes of the service named `service`, answering from `status`
 /// and `health`, the same implementations the gRPC server serves. Cheap to
 /// clone (one `Arc`).
@@ -65,7 +78,7 @@ impl<S, H> Clone for RestRoutes<S, H> {
 impl<S, H> RestRoutes<S, H>
 where
     S: StatusService + StatusJson,
-    H: Health,
+    H: Health + ServingStatusNow,
 {
     /// The routes under `/{service}`; the OpenAPI document names
     /// `/{service}` as its server.
@@ -87,7 +100,7 @@ where
     pub fn call<B>(&self, request: Request<B>) -> RestFuture {
         if request.headers().contains_key(ACCEPT_ENCODING) {
             RestFuture::Negotiated {
-                future: self.routes.clone().call(request),
+                future: Box::pin(self.routes.clone().call(request)),
             }
         } else {
             RestFuture::Plain {
@@ -100,7 +113,7 @@ where
 impl<S, H, B> Service<Request<B>> for RestRoutes<S, H>
 where
     S: StatusService + StatusJson,
-    H: Health,
+    H: Health + ServingStatusNow,
 {
     type Response = Response<RestBody>;
     type Error = Infallible;
@@ -166,7 +179,7 @@ impl Route {
 impl<S, H, B> Service<Request<B>> for Routes<S, H>
 where
     S: StatusService + StatusJson,
-    H: Health,
+    H: Health + ServingStatusNow,
 {
     type Response = Response<Body>;
     type Error = Infallible;
@@ -184,7 +197,7 @@ where
 impl<S, H> Routes<S, H>
 where
     S: StatusService + StatusJson,
-    H: Health,
+    H: Health + ServingStatusNow,
 {
     fn answer<B>(&self, request: Request<B>) -> RouteFuture {
         let backends = &*self.0;
@@ -206,6 +219,13 @@ where
             })),
             Route::OpenApi => Answer::Ready(Some(json_response(backends.openapi.clone()))),
             Route::Healthcheck => {
+                if let Some(serving) = backends.health.serving_status_now() {
+                    return RouteFuture {
+                        answer: Answer::Ready(Some(serving_answer(serving))),
+                        head,
+                        no_store: true,
+                    };
+                }
                 // "" is the whole server, as in the gRPC health checking
                 // protocol. The check reads the reporter's state and is
                 // ready at once unless a change is being written: answered
@@ -258,19 +278,22 @@ fn healthcheck_answer(
     answer: Result<tonic::Response<tonic_health::pb::HealthCheckResponse>, tonic::Status>,
 ) -> Response<Body> {
     match answer {
-        Ok(response) => {
-            let serving = response.into_inner().status();
-            let code = if serving == ServingStatus::Serving {
-                StatusCode::OK
-            } else {
-                StatusCode::SERVICE_UNAVAILABLE
-            };
-            let mut response = json_response(Bytes::from_static(health_body(serving)));
-            *response.status_mut() = code;
-            response
-        }
+        Ok(response) => serving_answer(response.into_inner().status()),
         Err(status) => ApiError::Grpc(status).into_response(),
     }
+}
+
+/// `/healthcheck`'s answer for the whole server's `serving` status: 200
+/// when SERVING, else 503, with the status's JSON.
+fn serving_answer(serving: ServingStatus) -> Response<Body> {
+    let code = if serving == ServingStatus::Serving {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let mut response = json_response(Bytes::from_static(health_body(serving)));
+    *response.status_mut() = code;
+    response
 }
 
 /// The proto3 JSON mapping of grpc.health.v1.HealthCheckResponse: one

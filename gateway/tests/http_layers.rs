@@ -137,5 +137,5 @@ async fn browsers_get_cors_answers_for_rest_and_grpc_web_preflights() {
     );
     // Requests without an Origin never reach this policy: the server's
     // envelope sends only browsers' requests through it
-    // (services/src/server/app.rs, browsers_get_cors_and_everyone_else_vary_origin).
+    // (services/src/server/app/tests.rs, browsers_get_cors_and_everyone_else_vary_origin).
 }

@@ -94,6 +94,33 @@ async fn a_health_check_that_waits_is_answered_when_it_is_ready() {
 }
 
 #[tokio::test]
+async fn a_health_that_knows_its_status_now_is_not_asked_to_check() {
+    use tonic_health::pb::health_check_response::ServingStatus as HealthStatus;
+    for (now, code, text) in [
+        (HealthStatus::Serving, StatusCode::OK, "SERVING"),
+        (
+            HealthStatus::NotServing,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "NOT_SERVING",
+        ),
+    ] {
+        let health = RecordingHealth {
+            now: Some(now),
+            ..Default::default()
+        };
+        let record = Arc::clone(&health.record);
+        let routes = RestRoutes::new("service-x", Arc::new(StandIn::default()), Arc::new(health));
+        let (status, body) = call(routes, "GET", "/service-x/healthcheck").await;
+        assert_eq!(
+            (status, body),
+            (code, serde_json::json!({ "status": text })),
+            "{now:?}"
+        );
+        assert!(record.calls.lock().unwrap().is_empty(), "{now:?}: no Check");
+    }
+}
+
+#[tokio::test]
 async fn grpc_errors_become_matching_http_statuses() {
     for (code, http, shown) in [
         (

@@ -176,3 +176,50 @@ async fn head_is_gets_head_and_paths_match_exactly_on_the_wire() {
         assert_eq!(delete.headers["allow"], "GET,HEAD");
     }
 }
+
+/// The `Vary` tokens of an answer, from all its `Vary` lines.
+fn vary(reply: &common::Reply) -> Vec<String> {
+    let mut tokens: Vec<String> = reply
+        .headers
+        .get_all(http::header::VARY)
+        .iter()
+        .flat_map(|value| value.to_str().expect("ascii").split(','))
+        .map(|token| token.trim().to_ascii_lowercase())
+        .collect();
+    tokens.sort();
+    tokens
+}
+
+#[tokio::test]
+async fn answers_vary_on_accept_encoding_and_origin_or_carry_cors() {
+    let pair = TestPair::start().await;
+    let a = pair.a.address;
+    for version in REST_VERSIONS {
+        // The health answer is too small to gzip: it varies on Origin alone.
+        for (path, varies_on) in [
+            ("/service-a/status", &["accept-encoding", "origin"][..]),
+            ("/service-a/healthcheck", &["origin"][..]),
+        ] {
+            // Without Origin: no CORS headers, but the answer depends on
+            // Origin (and on Accept-Encoding when big enough to gzip).
+            for encoding in [&[][..], &[("accept-encoding", "gzip")][..]] {
+                let reply = get(a, path, version, encoding).await;
+                assert!(
+                    !reply.headers.contains_key("access-control-allow-origin"),
+                    "{path} {version:?}"
+                );
+                assert_eq!(vary(&reply), varies_on, "{path} {version:?} {encoding:?}");
+            }
+            // A page's request: CORS's own answer, Origin in its Vary.
+            let page = get(a, path, version, &[("origin", "https://app.example")]).await;
+            assert_eq!(page.headers["access-control-allow-origin"], "*");
+            let tokens = vary(&page);
+            assert!(
+                varies_on
+                    .iter()
+                    .all(|token| tokens.iter().any(|t| t == token)),
+                "{path} {version:?}: {tokens:?}"
+            );
+        }
+    }
+}

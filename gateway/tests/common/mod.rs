@@ -14,11 +14,14 @@ use status_api::v1::{
     GetPeerStatusRequest, GetPeerStatusResponse, GetStatusRequest, GetStatusResponse,
     ServiceStatus, WatchStatusRequest, WatchStatusResponse, status_service_server::StatusService,
 };
-use status_gateway::{RestRoutes, StatusJson};
+use status_gateway::{RestRoutes, ServingStatusNow, StatusJson};
 use tonic::{Code, Response, Status};
 use tonic_health::{
     ServingStatus,
-    pb::{HealthCheckRequest, HealthCheckResponse, health_server::Health},
+    pb::{
+        HealthCheckRequest, HealthCheckResponse,
+        health_check_response::ServingStatus as HealthStatus, health_server::Health,
+    },
     server::{HealthReporter, HealthService},
 };
 use tower::ServiceExt;
@@ -137,6 +140,14 @@ pub(crate) struct RecordingHealth {
     pub(crate) record: Arc<Record>,
     /// Not ready at the first poll (as when the reporter is being written).
     pub(crate) waits: bool,
+    /// What it says without a `Check` (None: `/healthcheck` must call it).
+    pub(crate) now: Option<HealthStatus>,
+}
+
+impl ServingStatusNow for RecordingHealth {
+    fn serving_status_now(&self) -> Option<HealthStatus> {
+        self.now
+    }
 }
 
 #[tonic::async_trait]
@@ -176,7 +187,7 @@ pub(crate) async fn call<S, H>(
 ) -> (StatusCode, serde_json::Value)
 where
     S: StatusService + StatusJson,
-    H: Health,
+    H: Health + ServingStatusNow,
 {
     let request = Request::builder()
         .method(method)

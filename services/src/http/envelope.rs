@@ -21,21 +21,19 @@ use std::{
     time::Duration,
 };
 
-use axum::body::Body;
-use bytes::Bytes;
 use http::{HeaderValue, Request, Response, header};
-use http_body::{Frame, SizeHint};
 use pin_project_lite::pin_project;
-use status_gateway::RestBody;
 use tokio::time::{Instant, Sleep, sleep_until};
 use tower::{Layer, Service};
 use tower_http::cors::CorsLayer;
 
+pub(crate) use super::app_body::AppBody;
 use super::{
     access_log::{AccessLog, Entry, LoggedBody, Panicked},
     deadline::{RequestDeadline, deadline_exceeded, timeout_of},
     load_shed::{Admission, LoadShed},
     protocol::{Protocol, error_response},
+    vary::vary_on_origin,
 };
 
 /// Where the envelope sends a request it let in: the routes.
@@ -130,7 +128,7 @@ where
                 started,
             };
             Stage::Cors {
-                future: self.inner.cors.layer(core).call(request),
+                future: Box::pin(self.inner.cors.layer(core).call(request)),
             }
         } else {
             Stage::Direct {
@@ -221,7 +219,9 @@ pin_project! {
     #[project = StageProjection]
     enum Stage<F> {
         Direct { #[pin] future: CoreFuture<F> },
-        Cors { #[pin] future: tower_http::cors::ResponseFuture<CoreFuture<F>> },
+        // Boxed: browsers' requests alone pay for tower-http's larger
+        // future, not every request's moves through the server's layers.
+        Cors { future: Pin<Box<tower_http::cors::ResponseFuture<CoreFuture<F>>>> },
     }
 }
 
@@ -255,15 +255,11 @@ where
         let response = match this.stage.project() {
             StageProjection::Direct { future } => {
                 let Ok(mut response) = ready!(future.poll(cx));
-                // The answer depends on `Origin`: no cache may hand this
-                // CORS-less copy to a page.
-                response
-                    .headers_mut()
-                    .append(header::VARY, HeaderValue::from_static("origin"));
+                vary_on_origin(response.headers_mut());
                 response
             }
             StageProjection::Cors { future } => {
-                let Ok(response) = ready!(future.poll(cx));
+                let Ok(response) = ready!(future.as_mut().poll(cx));
                 response
             }
         };
@@ -374,68 +370,4 @@ fn panicked(protocol: Protocol, panic: &(dyn Any + Send)) -> Response<AppBody> {
     let mut response = error_response(protocol, tonic::Status::internal("internal error"));
     response.extensions_mut().insert(Panicked(message));
     response.map(AppBody::http)
-}
-
-pin_project! {
-    /// Every answer's body: tonic's (gRPC, gRPC-Web), the REST routes'
-    /// (gzip or not) or axum's (the envelope's own answers), without boxing
-    /// one into another.
-    #[project = AppBodyProjection]
-    pub(crate) enum AppBody {
-        Grpc { #[pin] body: tonic::body::Body },
-        Rest { #[pin] body: RestBody },
-        Http { #[pin] body: Body },
-    }
-}
-
-impl AppBody {
-    pub(crate) fn grpc(body: tonic::body::Body) -> Self {
-        Self::Grpc { body }
-    }
-
-    pub(crate) fn rest(body: RestBody) -> Self {
-        Self::Rest { body }
-    }
-
-    pub(crate) fn http(body: Body) -> Self {
-        Self::Http { body }
-    }
-}
-
-impl Default for AppBody {
-    fn default() -> Self {
-        Self::http(Body::empty())
-    }
-}
-
-impl http_body::Body for AppBody {
-    type Data = Bytes;
-    type Error = axum::BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        match self.project() {
-            AppBodyProjection::Grpc { body } => body.poll_frame(cx).map_err(Into::into),
-            AppBodyProjection::Rest { body } => body.poll_frame(cx),
-            AppBodyProjection::Http { body } => body.poll_frame(cx).map_err(Into::into),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            Self::Grpc { body } => body.is_end_stream(),
-            Self::Rest { body } => body.is_end_stream(),
-            Self::Http { body } => body.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            Self::Grpc { body } => body.size_hint(),
-            Self::Rest { body } => body.size_hint(),
-            Self::Http { body } => body.size_hint(),
-        }
-    }
 }

@@ -3,6 +3,7 @@
 //! answering errors in the caller's protocol. `server::app` stacks them.
 
 pub(crate) mod access_log;
+pub(crate) mod app_body;
 pub(crate) mod deadline;
 pub(crate) mod envelope;
 pub(crate) mod grpc_limits;
@@ -14,6 +15,7 @@ pub(crate) mod request_context;
 pub(crate) mod request_headers;
 pub(crate) mod request_id;
 pub(crate) mod trace_context;
+pub(crate) mod vary;
 
 pub use self::{
     deadline::RequestDeadline,

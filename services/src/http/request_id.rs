@@ -22,7 +22,7 @@
 
 use std::cell::RefCell;
 
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderName, HeaderValue};
 use hyper::body::Bytes;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -31,45 +31,18 @@ pub const MAX_REQUEST_ID_LENGTH: usize = 128;
 /// The header's name, parsed once (a `&str` name is parsed at every use).
 pub(crate) static REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
 
-/// A request's id: the caller's if valid, else a new one.
-#[derive(Debug)]
-pub(crate) struct RequestId {
-    /// Marked sensitive, for the answer.
-    value: HeaderValue,
-    /// A new id: the request's headers must carry it too.
-    new: bool,
-}
-
-impl RequestId {
-    /// The id of a request whose `x-request-id` (its first) is `given`.
-    pub(crate) fn of(given: Option<&HeaderValue>) -> Self {
-        match given.filter(|id| is_valid(id)) {
-            Some(id) => {
-                let mut value = id.clone();
-                value.set_sensitive(true);
-                Self { value, new: false }
-            }
-            None => Self {
-                value: new_request_id(),
-                new: true,
-            },
+/// A request's id: the caller's (its first `x-request-id`, `given`) if
+/// valid, else a new one; marked sensitive, for the answer. The envelope
+/// carries it in the request's context, where the handlers and the peer
+/// call read it: the caller's raw value may stay in the request's headers.
+pub(crate) fn request_id_of(given: Option<&HeaderValue>) -> HeaderValue {
+    match given.filter(|id| is_valid(id)) {
+        Some(id) => {
+            let mut value = id.clone();
+            value.set_sensitive(true);
+            value
         }
-    }
-
-    /// Puts a new id on the request's headers, in place of whatever the
-    /// caller sent: the handlers and the peer call read it there.
-    pub(crate) fn set_on(&self, headers: &mut HeaderMap) {
-        if self.new {
-            headers.insert(REQUEST_ID.clone(), self.value.clone());
-        }
-    }
-
-    pub(crate) fn value(&self) -> &HeaderValue {
-        &self.value
-    }
-
-    pub(crate) fn into_value(self) -> HeaderValue {
-        self.value
+        None => new_request_id(),
     }
 }
 
@@ -115,13 +88,13 @@ pub(crate) fn random_id<const N: usize>() -> [u8; N] {
 
 #[cfg(test)]
 mod tests {
+    use http::HeaderMap;
+
     use super::*;
 
-    /// The id `headers` give, set on them as the access entry does.
-    fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
-        let id = RequestId::of(headers.get(&REQUEST_ID));
-        id.set_on(headers);
-        id.into_value()
+    /// The id `headers` give, as the access entry reads it.
+    fn ensure_request_id(headers: &HeaderMap) -> HeaderValue {
+        request_id_of(headers.get(&REQUEST_ID))
     }
 
     fn with_id(id: &[u8]) -> HeaderMap {
@@ -141,11 +114,9 @@ mod tests {
             "1-5759e988-bd862e3fe1be46a994272793",
             &"x".repeat(128),
         ] {
-            let mut headers = with_id(id.as_bytes());
-            let kept = ensure_request_id(&mut headers);
+            let kept = ensure_request_id(&with_id(id.as_bytes()));
             assert_eq!(kept, id);
             assert!(kept.is_sensitive(), "{id}: not indexed by HPACK");
-            assert_eq!(headers[REQUEST_ID_HEADER], id);
         }
     }
 
@@ -159,15 +130,12 @@ mod tests {
             vec![0xff, 0xfe],
             Vec::new(),
         ] {
-            let mut headers = with_id(&id);
-            let assigned = ensure_request_id(&mut headers);
+            let assigned = ensure_request_id(&with_id(&id));
             assert_ne!(assigned.as_bytes(), &id[..]);
             assert_eq!(assigned.len(), 36, "a UUID replaces {id:?}");
             assert!(assigned.is_sensitive(), "not indexed by HPACK");
-            assert_eq!(headers[REQUEST_ID_HEADER], assigned, "the header too");
         }
-        let mut none = HeaderMap::new();
-        assert_eq!(ensure_request_id(&mut none).len(), 36);
+        assert_eq!(ensure_request_id(&HeaderMap::new()).len(), 36);
     }
 
     #[test]

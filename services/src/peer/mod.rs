@@ -27,7 +27,7 @@ mod reachability;
 
 use std::{sync::Arc, time::Duration};
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderValue};
 
 use status_api::v1::{
     GetPeerStatusResponse, GetStatusRequest, GetStatusResponse,
@@ -115,7 +115,7 @@ impl PeerClient {
     /// refused before they were sent included (and in `PeerErrors`).
     pub async fn get_status(
         &self,
-        caller: &MetadataMap,
+        request_id: Option<&HeaderValue>,
         caller_deadline: Option<RequestDeadline>,
         trace: Option<&TraceContext>,
     ) -> Result<GetPeerStatusResponse, Status> {
@@ -145,7 +145,7 @@ impl PeerClient {
         }
         let started = Instant::now();
         let answer = self
-            .call_peer(outgoing_request(caller, trace, budget), budget)
+            .call_peer(outgoing_request(request_id, trace, budget), budget)
             .await;
         self.recorder
             .record_peer_call(answer.is_ok(), started.elapsed());
@@ -230,14 +230,14 @@ impl PeerClient {
 /// The request to the peer: its deadline, and only the request id and
 /// trace context the access log validated.
 fn outgoing_request(
-    caller: &MetadataMap,
+    request_id: Option<&HeaderValue>,
     trace: Option<&TraceContext>,
     budget: Duration,
 ) -> tonic::Request<GetStatusRequest> {
     // The headers under names parsed once, their values shared, not
     // checked and copied again as metadata.
     let mut headers = HeaderMap::with_capacity(5);
-    if let Some(id) = caller.as_ref().get(&REQUEST_ID) {
+    if let Some(id) = request_id {
         headers.insert(&REQUEST_ID, id.clone());
     }
     if let Some(trace) = trace {
@@ -290,7 +290,7 @@ mod tests {
         let peer = client(4);
         let deadline = RequestDeadline(tokio::time::Instant::now() + Duration::from_millis(10));
         let status = peer
-            .get_status(&MetadataMap::new(), Some(deadline), None)
+            .get_status(None, Some(deadline), None)
             .await
             .expect_err("no time left after the margin");
         assert_eq!(status.code(), Code::DeadlineExceeded);
@@ -304,7 +304,7 @@ mod tests {
         let deadline = RequestDeadline(Instant::now() + Duration::from_millis(1020));
         let started = Instant::now();
         let status = peer
-            .get_status(&MetadataMap::new(), Some(deadline), None)
+            .get_status(None, Some(deadline), None)
             .await
             .expect_err("no slot freed");
         assert_eq!(status.code(), Code::Unavailable);
@@ -329,13 +329,13 @@ mod tests {
     async fn an_unreachable_peer_fails_calls_at_once_while_one_probes() {
         let peer = client(8);
         // Nothing listens: the first call is refused and starts the failure.
-        let first = peer.get_status(&MetadataMap::new(), None, None).await;
+        let first = peer.get_status(None, None, None).await;
         assert_eq!(first.expect_err("refused").code(), Code::Unavailable);
         // A probe is let through; while it is under way, others fail at once.
         let probe = peer.reachability.admit().expect("a probe");
         let started = Instant::now();
         let status = peer
-            .get_status(&MetadataMap::new(), None, None)
+            .get_status(None, None, None)
             .await
             .expect_err("unreachable");
         assert!(status.message().contains("unreachable"), "{status:?}");

@@ -41,7 +41,7 @@ use self::line_fields::LineFields;
 pub(crate) use super::logged_body::LoggedBody;
 use super::{
     deadline::RequestDeadline, protocol::Protocol, request_context::RequestContext,
-    request_headers::RequestHeaders, request_id::RequestId, trace_context::TraceContext,
+    request_headers::RequestHeaders, request_id::request_id_of, trace_context::TraceContext,
 };
 use crate::{
     emf::{CodeClass, Recorder, RouteId},
@@ -188,7 +188,7 @@ impl Entry {
     ) -> (Self, HeaderValue) {
         let shared = &log.shared;
         let headers = RequestHeaders::scan(request.headers());
-        let request_id = RequestId::of(headers.request_id);
+        let request_id = request_id_of(headers.request_id);
         let mut trace = TraceContext::from_values(
             headers.amzn_trace_id,
             headers.traceparent,
@@ -205,7 +205,7 @@ impl Entry {
             Box::new(LineFields::new(
                 request,
                 &headers,
-                request_id.value().clone(),
+                request_id.clone(),
                 &trace,
                 client,
             ))
@@ -221,11 +221,10 @@ impl Entry {
                 shared.recorder.is_known(route),
             ))
         });
-        request_id.set_on(request.headers_mut());
         request
             .extensions_mut()
             .get_or_insert_default::<RequestContext>()
-            .started(trace, deadline);
+            .started(request_id.clone(), trace, deadline);
         shared.open.fetch_add(1, Ordering::AcqRel);
         let entry = Self {
             shared: Arc::clone(shared),
@@ -235,7 +234,7 @@ impl Entry {
             line,
             span,
         };
-        (entry, request_id.into_value())
+        (entry, request_id)
     }
 
     /// The request ended without an answer: the client went away (or the

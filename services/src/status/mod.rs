@@ -2,12 +2,12 @@
 //! through to its peer. gRPC serves it directly; the REST gateway calls the
 //! same implementation in-process.
 
+mod lifecycle;
+mod serving;
+
 use std::{
     pin::Pin,
-    sync::{
-        Arc, OnceLock,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::{Arc, OnceLock},
     task::{Context, Poll},
     time::{Duration, SystemTime},
 };
@@ -21,19 +21,20 @@ use status_api::v1::{
     status_service_server::StatusService,
 };
 use tokio::{
-    sync::{OwnedSemaphorePermit, Semaphore},
+    sync::OwnedSemaphorePermit,
     time::{Interval, MissedTickBehavior},
 };
 use tokio_stream::Stream;
-use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+use tokio_util::sync::WaitForCancellationFutureOwned;
 use tonic::{Request, Response, Status};
 
+pub use self::lifecycle::Lifecycle;
+pub(crate) use self::serving::ServerHealth;
 use crate::{
-    http::{REQUEST_ID_HEADER, RequestContext},
+    http::RequestContext,
     metrics::{Metrics, Sample},
     peer::PeerClient,
     telemetry::PeerCall,
-    throttle::Throttle,
 };
 
 /// WatchStatus interval when the request sets none.
@@ -42,72 +43,6 @@ pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(1);
 /// slower than the longest idle timeout of a proxy loses the stream.
 pub const WATCH_INTERVAL_RANGE: std::ops::RangeInclusive<Duration> =
     Duration::from_millis(100)..=Duration::from_secs(3600);
-
-/// Where this instance is in its life, shared by the server (which drives
-/// it) and the status it reports.
-#[derive(Debug)]
-pub struct Lifecycle {
-    draining: AtomicBool,
-    /// Cancelled when the server stops: ends the WatchStatus streams.
-    stopping: CancellationToken,
-    /// One permit per long-lived stream that may be open (`MAX_WATCH_STREAMS`):
-    /// WatchStatus, Health/Watch and reflection streams.
-    watch_slots: Arc<Semaphore>,
-    max_watch_streams: u32,
-    refused_watches: Throttle,
-}
-
-impl Lifecycle {
-    pub fn new(max_watch_streams: u32) -> Self {
-        Self {
-            draining: AtomicBool::new(false),
-            stopping: CancellationToken::new(),
-            watch_slots: Arc::new(Semaphore::new(max_watch_streams as usize)),
-            max_watch_streams,
-            refused_watches: Throttle::default(),
-        }
-    }
-
-    pub fn start_draining(&self) {
-        self.draining.store(true, Ordering::Relaxed);
-    }
-
-    /// WatchStatus streams open now.
-    pub fn open_watch_streams(&self) -> u32 {
-        let available = u32::try_from(self.watch_slots.available_permits()).unwrap_or(u32::MAX);
-        self.max_watch_streams.saturating_sub(available)
-    }
-
-    pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Relaxed)
-    }
-
-    pub fn stopping(&self) -> &CancellationToken {
-        &self.stopping
-    }
-
-    /// One of the `MAX_WATCH_STREAMS` slots for a long-lived stream of
-    /// `service`, held until the stream ends; RESOURCE_EXHAUSTED when all
-    /// are taken.
-    pub(crate) fn open_stream(&self, service: &str) -> Result<OwnedSemaphorePermit, Status> {
-        Arc::clone(&self.watch_slots)
-            .try_acquire_owned()
-            .map_err(|_| {
-                if let Some(refused) = self.refused_watches.event() {
-                    tracing::warn!(
-                        service,
-                        max_watch_streams = self.max_watch_streams,
-                        refused,
-                        "streams at MAX_WATCH_STREAMS: refusing new ones"
-                    );
-                }
-                Status::resource_exhausted(format!(
-                    "too many streams open (at most {}): retry later",
-                    self.max_watch_streams
-                ))
-            })
-    }
-}
 
 /// What does not change while the process runs.
 #[derive(Debug)]
@@ -309,9 +244,10 @@ impl StatusService for StatusApi {
         let trace = context.and_then(RequestContext::trace);
         // The call's CLIENT span, when this request's span is recorded.
         let call = trace.and_then(PeerCall::start);
+        let request_id = context.and_then(RequestContext::request_id);
         let answer = peer
             .get_status(
-                request.metadata(),
+                request_id,
                 deadline,
                 call.as_ref().map_or(trace, |c| Some(c.trace())),
             )
@@ -326,10 +262,7 @@ impl StatusService for StatusApi {
         match answer {
             Ok(response) => Ok(Response::new(response)),
             Err(status) => {
-                let request_id = request
-                    .metadata()
-                    .get(REQUEST_ID_HEADER)
-                    .and_then(|id| id.to_str().ok());
+                let request_id = request_id.and_then(|id| id.to_str().ok());
                 tracing::warn!(
                     service = self.inner.identity.service,
                     request_id,
@@ -360,7 +293,7 @@ impl StatusService for StatusApi {
         Ok(Response::new(WatchStream {
             api: self.clone(),
             ticks,
-            stopping: lifecycle.stopping.clone().cancelled_owned(),
+            stopping: lifecycle.stopping().clone().cancelled_owned(),
             _slot: slot,
             ended: false,
         }))
