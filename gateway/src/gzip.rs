@@ -32,11 +32,13 @@ use crate::rest::RouteFuture;
 
 pin_project! {
     /// The body of every REST answer: gzip (when asked for and worth it),
-    /// or as the route wrote it.
+    /// or as the route wrote it. The gzip body is boxed: its encoder's
+    /// state (~300 bytes) would otherwise be copied with every answer's
+    /// every move through the server's layers, gzip or not.
     #[project = RestBodyProjection]
     pub enum RestBody {
         Plain { #[pin] body: Body },
-        Negotiated { #[pin] body: CompressionBody<Body> },
+        Negotiated { body: Pin<Box<CompressionBody<Body>>> },
     }
 }
 
@@ -59,7 +61,7 @@ impl http_body::Body for RestBody {
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.project() {
             RestBodyProjection::Plain { body } => body.poll_frame(cx).map_err(Into::into),
-            RestBodyProjection::Negotiated { body } => body.poll_frame(cx),
+            RestBodyProjection::Negotiated { body } => body.as_mut().poll_frame(cx),
         }
     }
 
@@ -106,7 +108,9 @@ impl Future for RestFuture {
             }
             RestFutureProjection::Negotiated { future } => {
                 let Ok(response) = ready!(future.as_mut().poll(cx));
-                response.map(|body| RestBody::Negotiated { body })
+                response.map(|body| RestBody::Negotiated {
+                    body: Box::pin(body),
+                })
             }
         }))
     }
