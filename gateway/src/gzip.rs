@@ -18,7 +18,7 @@ use std::{
 
 use axum::{
     BoxError,
-    body::{Body, Bytes},
+    body::Bytes,
     http::{HeaderValue, Response, header::VARY},
 };
 use http_body::{Frame, SizeHint};
@@ -28,7 +28,7 @@ use tower_http::compression::{
     predicate::{Predicate, SizeAbove},
 };
 
-use crate::rest::RouteFuture;
+use crate::answer::{RouteBody, RouteFuture};
 
 pin_project! {
     /// The body of every REST answer: gzip (when asked for and worth it),
@@ -37,8 +37,8 @@ pin_project! {
     /// every move through the server's layers, gzip or not.
     #[project = RestBodyProjection]
     pub enum RestBody {
-        Plain { #[pin] body: Body },
-        Negotiated { body: Pin<Box<CompressionBody<Body>>> },
+        Plain { #[pin] body: RouteBody },
+        Negotiated { body: Pin<Box<CompressionBody<RouteBody>>> },
     }
 }
 
@@ -46,7 +46,7 @@ pin_project! {
 impl Default for RestBody {
     fn default() -> Self {
         Self::Plain {
-            body: Body::empty(),
+            body: RouteBody::default(),
         }
     }
 }
@@ -60,7 +60,7 @@ impl http_body::Body for RestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.project() {
-            RestBodyProjection::Plain { body } => body.poll_frame(cx).map_err(Into::into),
+            RestBodyProjection::Plain { body } => body.poll_frame(cx),
             RestBodyProjection::Negotiated { body } => body.as_mut().poll_frame(cx),
         }
     }

@@ -30,6 +30,7 @@
 //! rpc answers carry `Cache-Control: no-store`. [`cors`] is the CORS policy
 //! for browsers, for the server to put around REST and gRPC-Web alike.
 
+mod answer;
 mod cors;
 mod error;
 mod gzip;
@@ -38,10 +39,11 @@ pub mod routes;
 
 use axum::body::Bytes;
 
+pub use answer::{RouteBody, RouteFuture};
 pub use cors::cors;
 pub use error::{ApiError, ServerFault, error_response, grpc_code_name, http_status};
 pub use gzip::{RestBody, RestFuture};
-pub use rest::{RestRoutes, RouteFuture, ServingStatusNow, StatusJson};
+pub use rest::{RestRoutes, ServingStatusNow, StatusJson};
 use routes::{GET_PEER_STATUS, GET_STATUS, HEALTHCHECK};
 
 /// Path of the health check route: the ALB target group's health check.

@@ -8,18 +8,16 @@
 
 use std::{
     convert::Infallible,
-    pin::Pin,
     sync::Arc,
     task::{Context, Poll},
 };
 
-use axum::body::HttpBody as _;
 use axum::{
     Json,
-    body::{Body, Bytes},
+    body::Bytes,
     http::{
         HeaderValue, Method, Request, Response, StatusCode,
-        header::{ACCEPT_ENCODING, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE},
+        header::{ACCEPT_ENCODING, ALLOW},
     },
     response::IntoResponse,
 };
@@ -36,6 +34,7 @@ use tower_http::compression::Compression;
 
 use crate::{
     ApiError,
+    answer::{Answer, RouteBody, RouteFuture, error_answer, json_response},
     gzip::{RestBody, RestFuture},
     routes::{GET_PEER_STATUS, GET_STATUS, HEALTHCHECK, OPENAPI},
 };
@@ -181,7 +180,7 @@ where
     S: StatusService + StatusJson,
     H: Health + ServingStatusNow,
 {
-    type Response = Response<Body>;
+    type Response = Response<RouteBody>;
     type Error = Infallible;
     type Future = RouteFuture;
 
@@ -203,10 +202,10 @@ where
         let backends = &*self.0;
         let head = request.method() == Method::HEAD;
         let Some(route) = Route::of(&backends.prefix, request.uri().path()) else {
-            return RouteFuture::ready(ApiError::NotFound.into_response(), head);
+            return RouteFuture::ready(error_answer(ApiError::NotFound), head);
         };
         if !(head || request.method() == Method::GET) {
-            let mut response = ApiError::MethodNotAllowed.into_response();
+            let mut response = error_answer(ApiError::MethodNotAllowed);
             response
                 .headers_mut()
                 .insert(ALLOW, HeaderValue::from_static("GET,HEAD"));
@@ -215,7 +214,7 @@ where
         let answer = match route {
             Route::Status => Answer::Ready(Some(match backends.status.status_json() {
                 Ok(json) => json_response(json),
-                Err(status) => ApiError::Grpc(status).into_response(),
+                Err(status) => error_answer(ApiError::Grpc(status)),
             })),
             Route::OpenApi => Answer::Ready(Some(json_response(backends.openapi.clone()))),
             Route::Healthcheck => {
@@ -248,7 +247,7 @@ where
                 Answer::Waiting(Box::pin(async move {
                     match status.get_peer_status(request).await {
                         Ok(response) => peer_json(response.into_inner()),
-                        Err(status) => ApiError::Grpc(status).into_response(),
+                        Err(status) => error_answer(ApiError::Grpc(status)),
                     }
                 }))
             }
@@ -276,16 +275,16 @@ fn grpc_request<B, T>(request: Request<B>, message: T) -> tonic::Request<T> {
 
 fn healthcheck_answer(
     answer: Result<tonic::Response<tonic_health::pb::HealthCheckResponse>, tonic::Status>,
-) -> Response<Body> {
+) -> Response<RouteBody> {
     match answer {
         Ok(response) => serving_answer(response.into_inner().status()),
-        Err(status) => ApiError::Grpc(status).into_response(),
+        Err(status) => error_answer(ApiError::Grpc(status)),
     }
 }
 
 /// `/healthcheck`'s answer for the whole server's `serving` status: 200
 /// when SERVING, else 503, with the status's JSON.
-fn serving_answer(serving: ServingStatus) -> Response<Body> {
+fn serving_answer(serving: ServingStatus) -> Response<RouteBody> {
     let code = if serving == ServingStatus::Serving {
         StatusCode::OK
     } else {
@@ -309,78 +308,14 @@ pub(crate) fn health_body(serving: ServingStatus) -> &'static [u8] {
 
 /// The peer's answer as JSON, written into one buffer big enough for it
 /// (axum's `Json` starts at 128 bytes and grows it about three times).
-fn peer_json(answer: GetPeerStatusResponse) -> Response<Body> {
+fn peer_json(answer: GetPeerStatusResponse) -> Response<RouteBody> {
     /// A peer's status in JSON is ~600 bytes; an ECS task's adds ~400.
     const EXPECTED_BYTES: usize = 2048;
     let mut json = Vec::with_capacity(EXPECTED_BYTES);
     match serde_json::to_writer(&mut json, &answer) {
         Ok(()) => json_response(Bytes::from(json)),
         // As axum's `Json` answers it (a 500 saying why).
-        Err(_) => Json(answer).into_response(),
-    }
-}
-
-/// A 200 JSON response with a body already encoded.
-fn json_response(body: Bytes) -> Response<Body> {
-    let mut response = Response::new(Body::from(body));
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
-}
-
-/// One route's answer: ready at the match, or an rpc to wait for.
-enum Answer {
-    Ready(Option<Response<Body>>),
-    Waiting(Pin<Box<dyn Future<Output = Response<Body>> + Send>>),
-}
-
-/// A REST request's answer, finished as axum's router finished it.
-pub struct RouteFuture {
-    answer: Answer,
-    /// A HEAD request: the answer's head alone.
-    head: bool,
-    no_store: bool,
-}
-
-impl RouteFuture {
-    fn ready(response: Response<Body>, head: bool) -> Self {
-        Self {
-            answer: Answer::Ready(Some(response)),
-            head,
-            no_store: false,
-        }
-    }
-}
-
-impl Future for RouteFuture {
-    type Output = Result<Response<Body>, Infallible>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        let mut response = match &mut this.answer {
-            Answer::Ready(response) => response.take().unwrap_or_else(|| {
-                ApiError::Grpc(tonic::Status::internal("polled after completion")).into_response()
-            }),
-            Answer::Waiting(future) => std::task::ready!(future.as_mut().poll(cx)),
-        };
-        if this.no_store {
-            response
-                .headers_mut()
-                .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        }
-        if this.head {
-            // The length GET would have sent, then no body.
-            if !response.headers().contains_key(CONTENT_LENGTH)
-                && let Some(length) = response.body().size_hint().exact()
-            {
-                response
-                    .headers_mut()
-                    .insert(CONTENT_LENGTH, HeaderValue::from(length));
-            }
-            *response.body_mut() = Body::empty();
-        }
-        Poll::Ready(Ok(response))
+        Err(_) => Json(answer).into_response().map(RouteBody::boxed),
     }
 }
 
