@@ -4,9 +4,9 @@
 //! ([`crate::rest`]) another.
 //!
 //! A body already encoded (the status, the health, the peer's answer) is
-//! sent as it is ([`RouteBody::Full`]), not boxed behind axum's `Body` (an
-//! allocation and a dynamic call per poll); errors come from axum's
-//! `IntoResponse` and keep its body.
+//! sent as it is, as http-body-util's `Full` (in an `Either` with axum's
+//! `Body`), not boxed behind axum's `Body` (an allocation and a dynamic
+//! call per poll); errors come from axum's `IntoResponse` and keep its body.
 
 use std::{
     convert::Infallible,
@@ -15,7 +15,6 @@ use std::{
 };
 
 use axum::{
-    BoxError,
     body::{Body, Bytes},
     http::{
         HeaderValue, Response,
@@ -23,74 +22,25 @@ use axum::{
     },
     response::IntoResponse,
 };
-use http_body::{Frame, SizeHint};
-use http_body_util::Full;
-use pin_project_lite::pin_project;
+use http_body_util::{Either, Full};
 
 use crate::ApiError;
 
-pin_project! {
-    /// The body of a route's answer: bytes already encoded, or axum's.
-    #[project = RouteBodyProjection]
-    pub enum RouteBody {
-        Full { #[pin] body: Full<Bytes> },
-        Boxed { #[pin] body: Body },
-    }
-}
+/// The body of a route's answer: bytes already encoded, or axum's.
+pub type RouteBody = Either<Full<Bytes>, Body>;
 
-impl RouteBody {
-    pub(crate) fn full(bytes: Bytes) -> Self {
-        Self::Full {
-            body: Full::new(bytes),
-        }
-    }
-
-    pub(crate) fn boxed(body: Body) -> Self {
-        Self::Boxed { body }
-    }
+fn full_body(bytes: Bytes) -> RouteBody {
+    Either::Left(Full::new(bytes))
 }
 
 /// An empty body (what HEAD answers and CORS's preflights are sent with).
-impl Default for RouteBody {
-    fn default() -> Self {
-        Self::full(Bytes::new())
-    }
-}
-
-impl http_body::Body for RouteBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        match self.project() {
-            RouteBodyProjection::Full { body } => {
-                body.poll_frame(cx).map_err(|never| match never {})
-            }
-            RouteBodyProjection::Boxed { body } => body.poll_frame(cx).map_err(Into::into),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            Self::Full { body } => body.is_end_stream(),
-            Self::Boxed { body } => body.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            Self::Full { body } => body.size_hint(),
-            Self::Boxed { body } => body.size_hint(),
-        }
-    }
+pub(crate) fn empty_body() -> RouteBody {
+    full_body(Bytes::new())
 }
 
 /// A 200 JSON response with a body already encoded.
 pub(crate) fn json_response(body: Bytes) -> Response<RouteBody> {
-    let mut response = Response::new(RouteBody::full(body));
+    let mut response = Response::new(full_body(body));
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -99,7 +49,7 @@ pub(crate) fn json_response(body: Bytes) -> Response<RouteBody> {
 
 /// An error's JSON answer, as axum writes it.
 pub(crate) fn error_answer(error: ApiError) -> Response<RouteBody> {
-    error.into_response().map(RouteBody::boxed)
+    error.into_response().map(Either::Right)
 }
 
 /// One route's answer: ready at the match, or an rpc to wait for.
@@ -154,7 +104,7 @@ impl Future for RouteFuture {
                     .headers_mut()
                     .insert(CONTENT_LENGTH, HeaderValue::from(length));
             }
-            *response.body_mut() = RouteBody::default();
+            *response.body_mut() = empty_body();
         }
         Poll::Ready(Ok(response))
     }

@@ -28,7 +28,7 @@ use tower_http::compression::{
     predicate::{Predicate, SizeAbove},
 };
 
-use crate::answer::{RouteBody, RouteFuture};
+use crate::answer::{RouteBody, RouteFuture, empty_body};
 
 pin_project! {
     /// The body of every REST answer: gzip (when asked for and worth it),
@@ -45,9 +45,7 @@ pin_project! {
 /// An empty body (what CORS answers a preflight with).
 impl Default for RestBody {
     fn default() -> Self {
-        Self::Plain {
-            body: RouteBody::default(),
-        }
+        Self::Plain { body: empty_body() }
     }
 }
 

@@ -315,7 +315,9 @@ fn peer_json(answer: GetPeerStatusResponse) -> Response<RouteBody> {
     match serde_json::to_writer(&mut json, &answer) {
         Ok(()) => json_response(Bytes::from(json)),
         // As axum's `Json` answers it (a 500 saying why).
-        Err(_) => Json(answer).into_response().map(RouteBody::boxed),
+        Err(_) => Json(answer)
+            .into_response()
+            .map(http_body_util::Either::Right),
     }
 }
 
