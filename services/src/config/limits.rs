@@ -31,7 +31,7 @@ pub const DEFAULT_MAX_CONCURRENT_REQUESTS: u32 = 16384;
 /// Requests being handled (from the app's call to its response; a stream
 /// until its first answer; those waiting for a peer call count) at which
 /// connections stop reading more requests until some finish
-/// (`server/read_gate.rs`): new requests wait in the kernel and in the
+/// (`server/read_gate/`): new requests wait in the kernel and in the
 /// clients' queues at no CPU cost. Sized so that the calls it admits wait
 /// for a peer slot far less than their patience (512 calls at the ~3,600
 /// calls/s of a 0.25 vCPU task: ~0.15 s) while keeping the service busy

@@ -3,6 +3,11 @@
 //! connections pressure may reclaim), whether a request head (or the
 //! HTTP/2 handshake) is half read and since when (`HEADER_READ_TIMEOUT`),
 //! and whether the pressure reclaim asked it to close.
+//!
+//! Requests and reads only store a time here and wake nobody: the
+//! connection's one timer asks [`Activity::idle_deadline`] and
+//! [`Activity::head_deadline`] when it fires (a request costs no timer
+//! and no wake-up of the connection's task).
 
 use std::{
     sync::{
@@ -12,7 +17,10 @@ use std::{
     time::Duration,
 };
 
-use tokio::{sync::Notify, time::Instant};
+use tokio::{
+    sync::{Notify, futures::Notified},
+    time::Instant,
+};
 
 /// `head_since_ms` when no head is being read.
 const NO_HEAD: u64 = u64::MAX;
@@ -34,7 +42,6 @@ pub(crate) struct Activity {
     head_since_ms: AtomicU64,
     /// HTTP/1.1: a request's head is complete when the app is called.
     http1: AtomicBool,
-    head_started: Notify,
     reclaim_asked: AtomicBool,
     reclaim: Notify,
 }
@@ -50,7 +57,6 @@ impl Activity {
             idle_since_ms: AtomicU64::new(0),
             head_since_ms: AtomicU64::new(NO_HEAD),
             http1: AtomicBool::new(false),
-            head_started: Notify::new(),
             reclaim_asked: AtomicBool::new(false),
             reclaim: Notify::new(),
         }
@@ -102,22 +108,20 @@ impl Activity {
         InFlight(Arc::clone(self))
     }
 
-    /// Completes once the connection has had nothing in flight for
-    /// `timeout`, counting idleness from `not_before` at the earliest.
-    pub(crate) async fn idle_for(&self, timeout: Duration, not_before: Instant) {
-        loop {
-            let wait = if self.in_flight() > 0 {
-                timeout
-            } else {
-                let since = self.at(self.idle_since_ms.load(Ordering::Relaxed));
-                let deadline = since.max(not_before) + timeout;
-                match deadline.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => left,
-                    _ => return,
-                }
-            };
-            tokio::time::sleep(wait).await;
+    /// When the connection will have had nothing in flight for `timeout`,
+    /// counting idleness from `not_before` at the earliest.
+    pub(crate) fn idle_deadline(
+        &self,
+        timeout: Duration,
+        not_before: Instant,
+        now: Instant,
+    ) -> Deadline {
+        if self.in_flight() > 0 {
+            // Idle from when the last request ends, which is not yet.
+            return Deadline::NotBefore(now + timeout);
         }
+        let since = self.at(self.idle_since_ms.load(Ordering::Relaxed));
+        Deadline::At(since.max(not_before) + timeout)
     }
 
     /// The connection speaks HTTP/1.1: a head ends when its request begins.
@@ -129,7 +133,6 @@ impl Activity {
     pub(crate) fn head_begun(&self) {
         if self.head_since_ms.load(Ordering::Relaxed) == NO_HEAD {
             self.head_since_ms.store(self.now_ms(), Ordering::Relaxed);
-            self.head_started.notify_one();
         }
     }
 
@@ -142,24 +145,13 @@ impl Activity {
         self.head_since_ms.load(Ordering::Relaxed) != NO_HEAD
     }
 
-    /// Completes once one head has been in progress for `timeout`.
-    pub(crate) async fn head_overdue(&self, timeout: Duration) {
-        loop {
-            let started = self.head_started.notified();
-            let since = self.head_since_ms.load(Ordering::Relaxed);
-            if since == NO_HEAD {
-                started.await;
-                continue;
-            }
-            let deadline = self.at(since) + timeout;
-            tokio::select! {
-                () = tokio::time::sleep_until(deadline) => {
-                    if self.head_since_ms.load(Ordering::Relaxed) == since {
-                        return;
-                    }
-                }
-                () = started => {}
-            }
+    /// When the head being read will have taken `timeout` (one that begins
+    /// later is due `timeout` after it begins, so not before `now +
+    /// timeout`).
+    pub(crate) fn head_deadline(&self, timeout: Duration, now: Instant) -> Deadline {
+        match self.head_since_ms.load(Ordering::Relaxed) {
+            NO_HEAD => Deadline::NotBefore(now + timeout),
+            since => Deadline::At(self.at(since) + timeout),
         }
     }
 
@@ -183,8 +175,31 @@ impl Activity {
         self.reclaim_asked.store(false, Ordering::Relaxed);
     }
 
-    pub(crate) async fn reclaim_requested(&self) {
-        self.reclaim.notified().await;
+    /// Completes when the pressure reclaim asks the connection to close
+    /// ([`Self::reclaim_asked`] is true from just before).
+    pub(crate) fn reclaim_requested(&self) -> Notified<'_> {
+        self.reclaim.notified()
+    }
+}
+
+/// When something a connection watches for is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Deadline {
+    /// At this instant, unless what it watches changes first.
+    At(Instant),
+    /// Nothing is due before this instant: look again then.
+    NotBefore(Instant),
+}
+
+impl Deadline {
+    pub(crate) fn is_due(self, now: Instant) -> bool {
+        matches!(self, Self::At(at) if at <= now)
+    }
+
+    pub(crate) fn instant(self) -> Instant {
+        match self {
+            Self::At(at) | Self::NotBefore(at) => at,
+        }
     }
 }
 
@@ -222,24 +237,28 @@ mod tests {
     async fn idle_only_after_the_timeout_with_nothing_in_flight() {
         let activity = Arc::new(Activity::new());
         let timeout = Duration::from_secs(10);
+        let serving = Instant::now();
         let request = activity.begin();
-        let idle = tokio::spawn({
-            let activity = Arc::clone(&activity);
-            async move {
-                activity.idle_for(timeout, Instant::now()).await;
-                Instant::now()
-            }
-        });
         tokio::time::sleep(Duration::from_secs(25)).await;
-        assert!(!idle.is_finished(), "idle while a request was in flight");
+        let now = Instant::now();
+        let busy = activity.idle_deadline(timeout, serving, now);
+        assert_eq!(
+            busy,
+            Deadline::NotBefore(now + timeout),
+            "a request in flight"
+        );
+        assert!(!busy.is_due(now + timeout), "not due while busy");
         let done_at = Instant::now();
         drop(request);
-        let idle_at = idle.await.expect("task");
-        let waited = idle_at - done_at;
-        assert!(
-            waited >= timeout && waited <= timeout + Duration::from_millis(10),
-            "idle {waited:?} after the last request"
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let idle = activity.idle_deadline(timeout, serving, Instant::now());
+        assert_eq!(
+            idle,
+            Deadline::At(done_at + timeout),
+            "from the last request's end"
         );
+        assert!(!idle.is_due(done_at + timeout - Duration::from_millis(1)));
+        assert!(idle.is_due(done_at + timeout));
     }
 
     #[tokio::test(start_paused = true)]
@@ -247,33 +266,41 @@ mod tests {
         let activity = Arc::new(Activity::new());
         tokio::time::sleep(Duration::from_secs(60)).await;
         let asked = Instant::now();
-        activity.idle_for(Duration::from_secs(2), asked).await;
-        assert_eq!(Instant::now() - asked, Duration::from_secs(2));
+        let deadline = activity.idle_deadline(Duration::from_secs(2), asked, asked);
+        assert_eq!(deadline, Deadline::At(asked + Duration::from_secs(2)));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_head_is_overdue_only_if_it_is_still_the_same_head() {
         let activity = Arc::new(Activity::new());
         activity.set_http1();
-        activity.head_begun();
         let timeout = Duration::from_secs(10);
-        let overdue = tokio::spawn({
-            let activity = Arc::clone(&activity);
-            async move {
-                activity.head_overdue(timeout).await;
-                Instant::now()
-            }
-        });
+        let first = Instant::now();
+        activity.head_begun();
+        assert_eq!(
+            activity.head_deadline(timeout, first),
+            Deadline::At(first + timeout)
+        );
         // The first head completes in time; the connection then idles.
         tokio::time::sleep(Duration::from_secs(9)).await;
         let request = activity.begin();
         drop(request);
         tokio::time::sleep(Duration::from_secs(60)).await;
-        assert!(!overdue.is_finished(), "an idle connection is not a head");
-        // The next head starts and stalls.
+        let now = Instant::now();
+        let idle = activity.head_deadline(timeout, now);
+        assert_eq!(idle, Deadline::NotBefore(now + timeout));
+        assert!(
+            !idle.is_due(now + timeout),
+            "an idle connection is not a head"
+        );
+        // The next head starts and stalls: due a timeout after it began,
+        // however many bytes of it come meanwhile.
         let begun = Instant::now();
         activity.head_begun();
-        let at = overdue.await.expect("task");
-        assert_eq!(at - begun, timeout);
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        activity.head_begun();
+        let due = activity.head_deadline(timeout, Instant::now());
+        assert_eq!(due, Deadline::At(begun + timeout));
+        assert!(due.is_due(begun + timeout));
     }
 }

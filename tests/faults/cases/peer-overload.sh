@@ -48,7 +48,7 @@ self_seconds=8
 declare -A goodput_floor=([4]=0.25 [8]=0.25 [12]=0.1)
 # Self-overload (service-a at 0.25 vCPU as well): OK/s >= this x that path's
 # capacity, per level (issue 18: half at 4x, 0.35 at 8x). Before the read
-# gate (server/read_gate.rs) every refusal cost service-a most of what an
+# gate (server/read_gate/) every refusal cost service-a most of what an
 # answer costs and came straight back: 24% at 4x.
 declare -A self_floor=([1]=0.5 [2]=0.5 [4]=0.5 [8]=0.35)
 deadline_ms=2000   # PEER_REQUEST_TIMEOUT (the default)
