@@ -290,7 +290,11 @@ mod tests {
                 stop,
             },
         );
-        assert_eq!(poll_once(&mut watch).await, Poll::Pending, "a new connection");
+        assert_eq!(
+            poll_once(&mut watch).await,
+            Poll::Pending,
+            "a new connection"
+        );
         steps(&tracked, &lifecycle, &mut watch).await;
     }
 
