@@ -152,10 +152,18 @@ impl<'f, 'a> Watch<'f, 'a> {
             return Poll::Pending;
         }
         while fresh || self.timer_unpolled || self.futures.timer.is_elapsed() {
-            self.timer_unpolled = false;
+            // With the task's coop budget spent, a `Sleep` answers Pending
+            // without registering the waker (it only has the task polled
+            // again): it counts as registered only if polled with budget.
+            // A connection's task can start with little budget (spawned by
+            // the accept loop, it runs from its LIFO slot on what a burst
+            // of accepts left).
+            let registers = tokio::task::coop::has_budget_remaining();
             if self.futures.timer.as_mut().poll(cx).is_pending() {
+                self.timer_unpolled = !registers;
                 break;
             }
+            self.timer_unpolled = false;
             let now = Instant::now();
             let action = self.check(now);
             self.rearm(now);
@@ -297,6 +305,89 @@ mod tests {
             "a new connection"
         );
         steps(&tracked, &lifecycle, &mut watch).await;
+    }
+
+    /// Records whether it was woken.
+    #[derive(Default)]
+    struct WakeFlag(std::sync::atomic::AtomicBool);
+
+    impl std::task::Wake for WakeFlag {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    impl WakeFlag {
+        fn take(&self) -> bool {
+            self.0.swap(false, std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    /// Spends what is left of the task's coop budget, as a task does that
+    /// runs from the LIFO slot of the accept loop after a burst of accepts.
+    fn spend_coop_budget(cx: &mut Context<'_>) {
+        while tokio::task::coop::has_budget_remaining() {
+            let spend = std::pin::pin!(tokio::task::coop::consume_budget());
+            let _ = spend.poll(cx);
+        }
+    }
+
+    /// Regression (idle-flood/emfile left one preface-only connection open):
+    /// a `Sleep` polled with no coop budget left returns Pending without
+    /// registering the waker. The watch took that poll as a registration,
+    /// skipped the timer on the next poll, and the timer fired into no waker.
+    #[tokio::test(start_paused = true)]
+    async fn a_timer_first_polled_without_coop_budget_still_wakes_the_connection() {
+        let pressure = Pressure::new("test", 8, IDLE, Arc::new(Recorder::new("test", [])));
+        let tracked = pressure.admit();
+        let lifecycle = Lifecycle::new(1);
+        let timer = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(timer);
+        let reclaim = tracked.activity().reclaim_requested();
+        tokio::pin!(reclaim);
+        let stop = lifecycle.stopping().cancelled();
+        tokio::pin!(stop);
+        let mut watch = Watch::new(
+            "127.0.0.1:1".parse().expect("address"),
+            &tracked,
+            &lifecycle,
+            Timeouts {
+                idle: IDLE,
+                header_read: HEAD,
+            },
+            Wakers {
+                timer,
+                reclaim,
+                stop,
+            },
+        );
+        let flag = Arc::new(WakeFlag::default());
+        let waker = Waker::from(Arc::clone(&flag));
+        let mut task = Context::from_waker(&waker);
+        // The connection task's first poll, its budget spent.
+        std::future::poll_fn(|cx| {
+            spend_coop_budget(cx);
+            assert_eq!(watch.poll(&mut task), Poll::Pending);
+            Poll::Ready(())
+        })
+        .await;
+        // The runtime polls it again, with a fresh budget: the deferred wake.
+        tokio::task::yield_now().await;
+        assert!(flag.take(), "asked to be polled again");
+        std::future::poll_fn(|_| Poll::Ready(watch.poll(&mut task)))
+            .await
+            .is_pending()
+            .then_some(())
+            .expect("nothing due yet");
+        tokio::task::yield_now().await;
+        assert!(!flag.take(), "nothing to wake it for yet");
+        tokio::time::sleep(IDLE + Duration::from_millis(5)).await;
+        assert!(flag.take(), "the idle timeout woke the connection's task");
+        assert_eq!(watch.poll(&mut task), Poll::Ready(Action::Shutdown));
     }
 
     #[tokio::test(start_paused = true)]
