@@ -14,8 +14,6 @@
 //!   END_HEADERS (CONTINUATION frames included).
 //!
 //! Only frame headers are read (9 bytes per frame); payloads are skipped.
-//! A header block that arrives whole in one read is never timed: it cannot
-//! be overdue, and the usual request then costs no clock read here.
 
 use std::{
     io::{self, IoSlice},
@@ -101,20 +99,12 @@ impl HeadTracker {
                     }
                     return;
                 }
-                Position::FrameHeader(_, 0)
-                    if let Some((header, rest)) = bytes.split_first_chunk::<FRAME_HEADER_LEN>() =>
-                {
-                    // A whole frame header in this read: no copy.
-                    bytes = rest;
-                    self.position = self.frame_begins(header, bytes.len());
-                    self.end_empty_frame();
-                }
                 Position::FrameHeader(mut header, have) => {
                     let take = bytes.len().min(FRAME_HEADER_LEN - have);
                     header[have..have + take].copy_from_slice(&bytes[..take]);
                     bytes = &bytes[take..];
                     self.position = if have + take == FRAME_HEADER_LEN {
-                        self.frame_begins(&header, bytes.len())
+                        self.frame_begins(&header)
                     } else {
                         Position::FrameHeader(header, have + take)
                     };
@@ -133,20 +123,14 @@ impl HeadTracker {
         }
     }
 
-    /// A frame header read; `available` bytes of this read follow it.
-    fn frame_begins(&mut self, header: &[u8; FRAME_HEADER_LEN], available: usize) -> Position {
+    fn frame_begins(&mut self, header: &[u8; FRAME_HEADER_LEN]) -> Position {
         let left = u32::from_be_bytes([0, header[0], header[1], header[2]]);
         let (kind, flags) = (header[3], header[4]);
         let ends = match kind {
             SETTINGS if !self.handshake_done && flags & ACK == 0 => FrameEnd::Handshake,
             HEADERS | CONTINUATION => {
-                let ends_block = flags & END_HEADERS != 0;
-                // A block that ends within this read cannot be overdue: its
-                // head is not timed (no clock read for the usual request).
-                if !ends_block || left as usize > available {
-                    self.activity.head_begun();
-                }
-                if ends_block {
+                self.activity.head_begun();
+                if flags & END_HEADERS != 0 {
                     FrameEnd::HeaderBlock
                 } else {
                     FrameEnd::Nothing

@@ -124,7 +124,6 @@ impl<'f, 'a> Watch<'f, 'a> {
     }
 
     /// Ready when the connection must act; its task is woken when it may.
-    #[inline]
     pub(super) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Action> {
         let fresh = !self
             .registered

@@ -172,17 +172,7 @@ impl ReadGate {
 
     /// Whether a reader may read now; if not, it is parked (`slot` keeps
     /// its place) and woken when its turn comes.
-    #[inline]
     fn poll_pass(&self, slot: &mut Option<Arc<Parked>>, cx: &mut Context<'_>) -> Poll<()> {
-        // Below the limit with nobody waiting (nearly every read): two loads.
-        if slot.is_none() && self.open() && self.parked_now.load(Ordering::Acquire) == 0 {
-            return Poll::Ready(());
-        }
-        self.poll_pass_slow(slot, cx)
-    }
-
-    #[cold]
-    fn poll_pass_slow(&self, slot: &mut Option<Arc<Parked>>, cx: &mut Context<'_>) -> Poll<()> {
         if let Some(parked) = slot {
             if !parked.granted.load(Ordering::Acquire) {
                 parked.set_waker(cx.waker());
