@@ -15,9 +15,19 @@ async fn poll_once(watch: &mut Watch<'_, '_>) -> Poll<Action> {
     std::future::poll_fn(|cx| Poll::Ready(watch.poll(cx))).await
 }
 
-/// Runs `steps` against one watched connection; each step acts on the
-/// connection's activity and lifecycle, then the watch is polled.
+/// Runs `steps` against one watched connection, after its task's first
+/// poll; each step acts on the connection's activity and lifecycle, then the
+/// watch is polled.
 async fn watched(steps: impl AsyncFnOnce(&Tracked, &Lifecycle, &mut Watch<'_, '_>)) {
+    never_polled(async |tracked, lifecycle, watch| {
+        assert_eq!(poll_once(watch).await, Poll::Pending, "a new connection");
+        steps(tracked, lifecycle, watch).await;
+    })
+    .await;
+}
+
+/// Runs `steps` against one watched connection its task has not polled yet.
+async fn never_polled(steps: impl AsyncFnOnce(&Tracked, &Lifecycle, &mut Watch<'_, '_>)) {
     let pressure = Pressure::new("test", 8, IDLE, Arc::new(Recorder::new("test", [])));
     let tracked = pressure.admit();
     let lifecycle = Lifecycle::new(1);
@@ -40,11 +50,6 @@ async fn watched(steps: impl AsyncFnOnce(&Tracked, &Lifecycle, &mut Watch<'_, '_
             reclaim,
             stop,
         },
-    );
-    assert_eq!(
-        poll_once(&mut watch).await,
-        Poll::Pending,
-        "a new connection"
     );
     steps(&tracked, &lifecycle, &mut watch).await;
 }
@@ -84,52 +89,32 @@ fn spend_coop_budget(cx: &mut Context<'_>) {
 /// skipped the timer on the next poll, and the timer fired into no waker.
 #[tokio::test(start_paused = true)]
 async fn a_timer_first_polled_without_coop_budget_still_wakes_the_connection() {
-    let pressure = Pressure::new("test", 8, IDLE, Arc::new(Recorder::new("test", [])));
-    let tracked = pressure.admit();
-    let lifecycle = Lifecycle::new(1);
-    let timer = tokio::time::sleep(Duration::ZERO);
-    tokio::pin!(timer);
-    let reclaim = tracked.activity().reclaim_requested();
-    tokio::pin!(reclaim);
-    let stop = lifecycle.stopping().cancelled();
-    tokio::pin!(stop);
-    let mut watch = Watch::new(
-        "127.0.0.1:1".parse().expect("address"),
-        &tracked,
-        &lifecycle,
-        Timeouts {
-            idle: IDLE,
-            header_read: HEAD,
-        },
-        Wakers {
-            timer,
-            reclaim,
-            stop,
-        },
-    );
-    let flag = Arc::new(WakeFlag::default());
-    let waker = Waker::from(Arc::clone(&flag));
-    let mut task = Context::from_waker(&waker);
-    // The connection task's first poll, its budget spent.
-    std::future::poll_fn(|cx| {
-        spend_coop_budget(cx);
-        assert_eq!(watch.poll(&mut task), Poll::Pending);
-        Poll::Ready(())
+    never_polled(async |_, _, watch| {
+        let flag = Arc::new(WakeFlag::default());
+        let waker = Waker::from(Arc::clone(&flag));
+        let mut task = Context::from_waker(&waker);
+        // The connection task's first poll, its budget spent.
+        std::future::poll_fn(|cx| {
+            spend_coop_budget(cx);
+            assert_eq!(watch.poll(&mut task), Poll::Pending);
+            Poll::Ready(())
+        })
+        .await;
+        // The runtime polls it again, with a fresh budget: the deferred wake.
+        tokio::task::yield_now().await;
+        assert!(flag.take(), "asked to be polled again");
+        std::future::poll_fn(|_| Poll::Ready(watch.poll(&mut task)))
+            .await
+            .is_pending()
+            .then_some(())
+            .expect("nothing due yet");
+        tokio::task::yield_now().await;
+        assert!(!flag.take(), "nothing to wake it for yet");
+        tokio::time::sleep(IDLE + Duration::from_millis(5)).await;
+        assert!(flag.take(), "the idle timeout woke the connection's task");
+        assert_eq!(watch.poll(&mut task), Poll::Ready(Action::Shutdown));
     })
     .await;
-    // The runtime polls it again, with a fresh budget: the deferred wake.
-    tokio::task::yield_now().await;
-    assert!(flag.take(), "asked to be polled again");
-    std::future::poll_fn(|_| Poll::Ready(watch.poll(&mut task)))
-        .await
-        .is_pending()
-        .then_some(())
-        .expect("nothing due yet");
-    tokio::task::yield_now().await;
-    assert!(!flag.take(), "nothing to wake it for yet");
-    tokio::time::sleep(IDLE + Duration::from_millis(5)).await;
-    assert!(flag.take(), "the idle timeout woke the connection's task");
-    assert_eq!(watch.poll(&mut task), Poll::Ready(Action::Shutdown));
 }
 
 #[tokio::test(start_paused = true)]
