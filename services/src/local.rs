@@ -1,7 +1,7 @@
 //! `local`: both services in one process, each calling the other over
 //! loopback. What `cargo run` starts.
 
-use tokio::{net::TcpListener, task::JoinSet};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::{config::ServiceConfig, metrics::Metrics, server};
@@ -27,9 +27,8 @@ pub async fn run(
     let mut listeners = Vec::with_capacity(configs.len());
     for config in &configs {
         let address = config.listen_address;
-        let listener = TcpListener::bind(address)
-            .await
-            .map_err(|source| LocalError::Bind { address, source })?;
+        let listener =
+            server::bind(address).map_err(|source| LocalError::Bind { address, source })?;
         listeners.push(listener);
     }
     print_banner(&configs);

@@ -23,7 +23,6 @@ use status_services::{
     metrics::Metrics,
     server, shutdown,
 };
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// Bound on tasks the runtime still runs at exit (connections the shutdown
@@ -149,8 +148,7 @@ async fn serve_command(args: ServeArgs, shutdown: CancellationToken) -> Result<(
         .map_err(|e| Failure::Config(e.to_string()))?;
     let metrics = Metrics::start(args.runtime.metrics_interval).map_err(runtime_failure)?;
     let address = config.listen_address;
-    let listener = TcpListener::bind(address)
-        .await
+    let listener = server::bind(address)
         .map_err(|e| Failure::Runtime(format!("cannot listen on {address}: {e}")))?;
     server::serve(config, listener, metrics, shutdown)
         .await

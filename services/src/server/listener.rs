@@ -6,6 +6,11 @@
 //! reclaims idle connections as the count nears the cap, checked here once
 //! a second too, and logged), so a flood of idle connections cannot fill every slot.
 //!
+//! The listening socket is bound with a backlog of [`LISTEN_BACKLOG`]: a
+//! burst of connections faster than the task accepts waits in the kernel's
+//! queue instead of having its SYNs dropped, which cost every connection
+//! behind them, health probes too, a one-second retransmit or more.
+//!
 //! Accept errors never end the loop. A refused or reset handshake is the
 //! client's business; running out of file descriptors or memory (EMFILE,
 //! ENFILE, ENOBUFS, ENOMEM) is logged at warn, at most once a second, and
@@ -16,7 +21,7 @@
 use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::{
-    net::{TcpListener, TcpStream},
+    net::{TcpListener, TcpSocket, TcpStream},
     sync::{OwnedSemaphorePermit, Semaphore},
     task::JoinSet,
 };
@@ -24,6 +29,24 @@ use tokio_util::sync::CancellationToken;
 
 use super::pressure::{Pressure, SWEEP_INTERVAL, Tracked};
 use crate::throttle::Throttle;
+
+/// The kernel's queue of connections not yet accepted. Linux caps it at
+/// `net.core.somaxconn` (4,096 by default since 5.4, Fargate included);
+/// tokio's `TcpListener::bind` asks for 1,024, which a flood of
+/// `MAX_CONNECTIONS` at 0.25 vCPU overflowed (faults: conn-pressure).
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds `address` for the accept loop: address reuse (a restart does not
+/// wait for old connections' TIME_WAIT) and a [`LISTEN_BACKLOG`] queue.
+pub fn bind(address: SocketAddr) -> io::Result<TcpListener> {
+    let socket = match address {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
+}
 
 /// First pause after a resource error; it doubles up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(10);
@@ -164,6 +187,41 @@ mod tests {
     use tokio::{io::AsyncReadExt, sync::mpsc};
 
     use super::*;
+
+    /// A burst past tokio's default backlog (1,024) that nobody accepts yet
+    /// still connects at once: its SYNs wait in the queue, none is dropped
+    /// (a dropped SYN is retried after a second).
+    #[tokio::test]
+    async fn a_burst_past_the_default_backlog_waits_in_the_queue() {
+        const BURST: usize = 1100;
+        let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .expect("somaxconn")
+            .trim()
+            .parse()
+            .expect("a number");
+        assert!(
+            somaxconn > BURST,
+            "net.core.somaxconn {somaxconn} caps every backlog: raise it to run this test"
+        );
+        crate::fd_limit::raise_to_hard_limit().expect("open-file limit");
+        let listener = bind("127.0.0.1:0".parse().expect("address")).expect("bind");
+        let address = listener.local_addr().expect("address");
+        let mut connects = JoinSet::new();
+        for _ in 0..BURST {
+            connects.spawn(tokio::time::timeout(
+                Duration::from_millis(700),
+                TcpStream::connect(address),
+            ));
+        }
+        let mut connected = Vec::with_capacity(BURST);
+        while let Some(done) = connects.join_next().await {
+            if let Ok(Ok(stream)) = done.expect("task") {
+                connected.push(stream);
+            }
+        }
+        assert_eq!(connected.len(), BURST, "connections whose SYN waited");
+        drop(listener);
+    }
 
     #[tokio::test]
     async fn at_the_cap_new_connections_wait_until_one_closes() {

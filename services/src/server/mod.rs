@@ -28,6 +28,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic_health::server::HealthReporter;
 
+pub use self::listener::{LISTEN_BACKLOG, bind};
+
 use self::app::app;
 use self::{
     connection::ConnectionContext,
