@@ -74,13 +74,14 @@ impl Activity {
         self.in_flight.load(Ordering::Relaxed)
     }
 
-    /// How long it has had nothing in flight (None: something is).
-    pub(crate) fn idle_time(&self) -> Option<Duration> {
+    /// How long, at `now`, it has had nothing in flight (None: something
+    /// is).
+    pub(crate) fn idle_time_at(&self, now: Instant) -> Option<Duration> {
         if self.in_flight() > 0 {
             return None;
         }
-        let since = self.idle_since_ms.load(Ordering::Relaxed);
-        Some(Duration::from_millis(self.now_ms().saturating_sub(since)))
+        let since = self.at(self.idle_since_ms.load(Ordering::Relaxed));
+        Some(now.saturating_duration_since(since))
     }
 
     /// Whether any request has begun on this connection.

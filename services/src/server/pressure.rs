@@ -9,9 +9,11 @@
 //!   shrinks in proportion, from `CONNECTION_IDLE_TIMEOUT` down to
 //!   [`MIN_IDLE_UNDER_PRESSURE`] at the high-water mark (checked once a
 //!   second).
-//! - At the high-water mark ([`HIGH_WATER`] of `MAX_CONNECTIONS`), each new
+//! - Past the high-water mark ([`HIGH_WATER`] of `MAX_CONNECTIONS`), a new
 //!   connection makes the longest-idle connections close until the count is
-//!   back under it.
+//!   [`RECLAIM_BATCH`] under it: one look over every connection serves the
+//!   next batch of arrivals (a flood at 0.25 vCPU spent its CPU on a look
+//!   per arrival).
 //!
 //! A connection with a request or stream in flight is never reclaimed.
 //! Each reclaim is counted (EMF `ConnectionsReclaimed`) and logged at warn
@@ -27,6 +29,8 @@ use std::{
     time::Duration,
 };
 
+use tokio::time::Instant;
+
 use super::activity::Activity;
 use crate::emf::Recorder;
 
@@ -35,6 +39,9 @@ pub(crate) const PRESSURE_FROM: (usize, usize) = (1, 2);
 /// Share of `MAX_CONNECTIONS` open above which a new connection reclaims
 /// the longest-idle ones (3,072 of the default 4,096).
 pub(crate) const HIGH_WATER: (usize, usize) = (3, 4);
+/// Share of `MAX_CONNECTIONS` reclaimed beyond the excess at once past the
+/// high-water mark (64 of the default 4,096).
+pub(crate) const RECLAIM_BATCH: (usize, usize) = (1, 64);
 /// The shortest the idle timeout becomes under pressure.
 pub(crate) const MIN_IDLE_UNDER_PRESSURE: Duration = Duration::from_secs(1);
 /// How often the shrunken idle timeout is applied.
@@ -47,6 +54,7 @@ pub(crate) struct Pressure {
     idle_timeout: Duration,
     pressure_from: usize,
     high_water: usize,
+    batch: usize,
     connections: Mutex<HashMap<u64, Arc<Activity>>>,
     next_id: AtomicU64,
     /// Asked to close, not yet gone.
@@ -71,6 +79,7 @@ impl Pressure {
             idle_timeout,
             pressure_from: share(PRESSURE_FROM),
             high_water: share(HIGH_WATER),
+            batch: share(RECLAIM_BATCH),
             connections: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
             closing: AtomicUsize::new(0),
@@ -96,8 +105,8 @@ impl Pressure {
         self.reclaimed.load(Ordering::Relaxed)
     }
 
-    /// Registers a new connection whose first byte came; past the
-    /// high-water mark, asks the longest-idle ones to close.
+    /// Registers a new connection; past the high-water mark, asks the
+    /// longest-idle ones to close, a batch more than the excess.
     pub(crate) fn admit(self: &Arc<Self>) -> Tracked {
         let activity = Arc::new(Activity::new());
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -108,7 +117,7 @@ impl Pressure {
         };
         let staying = open.saturating_sub(self.closing.load(Ordering::Relaxed));
         if staying > self.high_water {
-            self.reclaim(|_| true, staying - self.high_water);
+            self.reclaim(|_| true, staying - self.high_water + self.batch);
         }
         Tracked {
             id,
@@ -154,12 +163,13 @@ impl Pressure {
     /// Asks at most `wanted` idle connections for which `eligible(idle
     /// time)` holds to close, longest idle first.
     fn reclaim(&self, eligible: impl Fn(Duration) -> bool, wanted: usize) {
+        let now = Instant::now();
         let mut idle: Vec<(Duration, Arc<Activity>)> = self
             .lock()
             .values()
             .filter(|activity| !activity.reclaim_asked())
             .filter_map(|activity| {
-                let idle = activity.idle_time()?;
+                let idle = activity.idle_time_at(now)?;
                 eligible(idle).then(|| (idle, Arc::clone(activity)))
             })
             .collect();
@@ -254,30 +264,54 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn past_the_high_water_mark_the_longest_idle_are_asked_first_never_the_busy() {
-        let pressure = pressure(8); // high water 6
+        let pressure = pressure(8); // high water 6, batch 1
         let mut open = Vec::new();
         for _ in 0..6 {
             open.push(pressure.admit());
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        // The oldest is busy, the second oldest idle longest.
+        let asked = |open: &[Tracked]| -> Vec<bool> {
+            open.iter().map(|c| c.activity().reclaim_asked()).collect()
+        };
+        // The oldest is busy; the next two are idle longest.
         let _busy = open[0].activity().begin();
         assert!(open.iter().all(|c| !c.activity().reclaim_asked()));
         open.push(pressure.admit());
-        let asked: Vec<bool> = open.iter().map(|c| c.activity().reclaim_asked()).collect();
-        assert_eq!(asked, [false, true, false, false, false, false, false]);
-        // The asked one closes (it is idle); another past the mark asks the next.
+        assert_eq!(
+            asked(&open),
+            [false, true, true, false, false, false, false]
+        );
+        // One asked closes (it is idle); work arriving at the other before
+        // it closes keeps it open.
         assert!(open[1].accept_reclaim());
         assert_eq!(pressure.reclaimed(), 1);
         open.remove(1);
-        open.push(pressure.admit());
-        let asked: Vec<bool> = open.iter().map(|c| c.activity().reclaim_asked()).collect();
-        assert_eq!(asked, [false, true, false, false, false, false, false]);
-        // Work arriving before it closes keeps it open.
         let _work = open[1].activity().begin();
         assert!(!open[1].accept_reclaim());
         assert!(!open[1].activity().reclaim_asked());
         assert_eq!(pressure.reclaimed(), 1);
+        // Past the mark again: the longest idle left, never the busy two.
+        open.push(pressure.admit());
+        assert_eq!(
+            asked(&open),
+            [false, false, true, true, false, false, false]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_look_past_the_high_water_mark_frees_room_for_a_batch() {
+        let pressure = pressure(256); // high water 192, batch 4
+        let mut open: Vec<_> = (0..192).map(|_| pressure.admit()).collect();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        open.push(pressure.admit());
+        let asked = |open: &[Tracked]| open.iter().filter(|c| c.activity().reclaim_asked()).count();
+        assert_eq!(asked(&open), 1 + 4, "the excess and a batch");
+        for _ in 0..4 {
+            open.push(pressure.admit());
+        }
+        assert_eq!(asked(&open), 5, "the batch made room: no new look");
+        open.push(pressure.admit());
+        assert_eq!(asked(&open), 5 + 1 + 4);
     }
 
     #[tokio::test(start_paused = true)]
