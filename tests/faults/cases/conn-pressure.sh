@@ -45,11 +45,20 @@ reclaimed_total() {
     "${service_log[a]}" | sort -n | tail -n 1 | grep . || echo 0
 }
 
+# listen_overflows: the host's count of connections dropped because a listen
+# queue was full (TcpExt ListenOverflows); nothing else here listens under load.
+listen_overflows() {
+  awk '$1 == "TcpExt:" { if (!n) { for (i = 2; i <= NF; i++) if ($i == "ListenOverflows") col = i; n = 1 } else print $col }' \
+    /proc/net/netstat
+}
+
 # flood NAME KIND: MAX_CONNECTIONS + 500 connections of KIND (bare: the
 # preface alone; preface: preface and SETTINGS), health probed throughout.
 flood() {
   local name=$1 kind=$2 polls="$case_dir/health-$1.txt" poller before after facts started
+  local overflows_before backlog
   before=$(reclaimed_total)
+  overflows_before=$(listen_overflows)
   started=$(now)
   poller=$(health_poller "$health" "$polls")
   python3 "$clients/conn_flood.py" $scf_host $port --idle 0 --preface 0 \
@@ -57,25 +66,26 @@ flood() {
   # Probed for the whole window, however soon the server closed the flood.
   sleep "$(python3 -c "print(max(0, $started + $flood_seconds - $(now)))")"
   kill "$poller"
+  backlog=$(ss -ltnH "sport = :$port" | awk '{ print $3; exit }')
   sleep 1.5 # the last throttled warn line
   after=$(reclaimed_total)
   log "$name: $(cat "$case_dir/$name.json"), reclaimed $before -> $after"
   facts="$case_dir/$name.facts.json"
   facts_merge "$facts" "$case_dir/$name.json" \
-    "{\"health\": $(health_summary "$polls"), \"reclaimed\": $((after - before)), \"kind\": \"$kind\", \"bound\": $head_bound}"
+    "{\"health\": $(health_summary "$polls"), \"reclaimed\": $((after - before)), \"kind\": \"$kind\", \"backlog\": ${backlog:-0}, \"listen_overflows\": $(($(listen_overflows) - overflows_before)), \"bound\": $head_bound}"
   echo "$facts"
 }
 
 facts=$(flood bare-flood bare)
-judge bare-flood "$flood preface-only connections from one client at the defaults: /healthcheck 200 within 2 s on every probe (every 250 ms for ${flood_seconds} s, at least 40), at least 500 reclaimed by the server, every one closed within HEADER_READ_TIMEOUT + 5 s" \
-  "$(jq -r '"health \(.health.ok)/\(.health.probes) (slowest \(.health.max_s) s), reclaimed \(.reclaimed), closed by the server \(.bare.closed_by_server)/\(.bare.opened) (slowest \(.bare.close_s_max) s), connect failures \(.connect_failed), opened in \(.open_seconds) s"' "$facts")" \
-  "$facts" '.health.probes >= 40' '.health.ok == .health.probes' '.health.max_s < 2' \
+judge bare-flood "$flood preface-only connections from one client at the defaults: /healthcheck 200 within 2 s on every probe (every 250 ms for ${flood_seconds} s, at least 40), at least 500 reclaimed by the server, every one closed within HEADER_READ_TIMEOUT + 5 s, no connection dropped by a full listen queue" \
+  "$(jq -r '"health \(.health.ok)/\(.health.probes) (slowest \(.health.max_s) s), reclaimed \(.reclaimed), closed by the server \(.bare.closed_by_server)/\(.bare.opened) (slowest \(.bare.close_s_max) s), connect failures \(.connect_failed), opened in \(.open_seconds) s, listen backlog \(.backlog), dropped \(.listen_overflows)"' "$facts")" \
+  "$facts" '.health.probes >= 40' '.health.ok == .health.probes' '.health.max_s < 2' '.listen_overflows == 0' \
   '.reclaimed >= 500' '.bare.closed_by_server == .bare.opened' '.bare.close_s_max <= .bound'
 
 facts=$(flood settings-flood preface)
-judge settings-flood "$flood connections sending the preface and SETTINGS, then idle, from one client at the defaults: /healthcheck 200 within 2 s on every probe (every 250 ms for ${flood_seconds} s, at least 40), at least 500 reclaimed by the server" \
-  "$(jq -r '"health \(.health.ok)/\(.health.probes) (slowest \(.health.max_s) s), reclaimed \(.reclaimed), closed by the server \(.preface.closed_by_server)/\(.preface.opened), connect failures \(.connect_failed), opened in \(.open_seconds) s"' "$facts")" \
-  "$facts" '.health.probes >= 40' '.health.ok == .health.probes' '.health.max_s < 2' '.reclaimed >= 500'
+judge settings-flood "$flood connections sending the preface and SETTINGS, then idle, from one client at the defaults: /healthcheck 200 within 2 s on every probe (every 250 ms for ${flood_seconds} s, at least 40), at least 500 reclaimed by the server, no connection dropped by a full listen queue" \
+  "$(jq -r '"health \(.health.ok)/\(.health.probes) (slowest \(.health.max_s) s), reclaimed \(.reclaimed), closed by the server \(.preface.closed_by_server)/\(.preface.opened), connect failures \(.connect_failed), opened in \(.open_seconds) s, listen backlog \(.backlog), dropped \(.listen_overflows)"' "$facts")" \
+  "$facts" '.health.probes >= 40' '.health.ok == .health.probes' '.health.max_s < 2' '.reclaimed >= 500' '.listen_overflows == 0'
 
 wait "$load_pid" || true
 facts="$case_dir/load.facts.json"

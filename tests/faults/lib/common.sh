@@ -193,14 +193,15 @@ rss_mib() {
   awk -v f="${2:-VmRSS}:" '$1 == f { printf "%.1f\n", $2 / 1024 }' "/proc/$1/status"
 }
 
-# health_poller URL OUT: every 250 ms, "<epoch> <code> <seconds>" of one GET
-# (2 s at most) appended to OUT, until killed. Prints its pid.
+# health_poller URL OUT: every 250 ms, "<epoch> <code> <seconds> <connect
+# seconds>" of one GET (2 s at most) appended to OUT, until killed (a connect
+# near 1 s is a dropped SYN, retried). Prints its pid.
 health_poller() {
   local url=$1 out=$2
   (
     while :; do
       printf '%s %s\n' "$(date +%s.%N)" \
-        "$(curl -s -o /dev/null -w '%{http_code} %{time_total}' --max-time 2 "$url" || echo "000 2")" >>"$out"
+        "$(curl -s -o /dev/null -w '%{http_code} %{time_total} %{time_connect}' --max-time 2 "$url" || echo "000 2")" >>"$out"
       sleep 0.25
     done
   ) >/dev/null 2>&1 &
