@@ -38,7 +38,7 @@ use std::{
     collections::VecDeque,
     sync::{
         Arc, Mutex, PoisonError,
-        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering},
     },
     task::{Context, Poll, Waker},
 };
@@ -69,14 +69,18 @@ pub(crate) struct ReadGate {
     parked_unlogged: AtomicU64,
 }
 
-/// One parked reader.
+/// One parked reader: waiting, granted its turn, or gone (its connection
+/// closed). One atomic holds the three, so a grant and a leave racing each
+/// other cannot both lose the turn: exactly one of them sees the other.
 #[derive(Debug, Default)]
 struct Parked {
-    granted: AtomicBool,
-    /// Dropped (its connection closed) while parked: skipped.
-    gone: AtomicBool,
+    state: AtomicU8,
     waker: Mutex<Option<Waker>>,
 }
+
+const WAITING: u8 = 0;
+const GRANTED: u8 = 1;
+const GONE: u8 = 2;
 
 impl Parked {
     fn set_waker(&self, waker: &Waker) {
@@ -87,8 +91,19 @@ impl Parked {
         }
     }
 
-    fn wake(&self) {
-        self.granted.store(true, Ordering::Release);
+    fn granted(&self) -> bool {
+        self.state.load(Ordering::Acquire) == GRANTED
+    }
+
+    /// Gives it the turn and wakes it; false if it is gone.
+    fn grant(&self) -> bool {
+        if self
+            .state
+            .compare_exchange(WAITING, GRANTED, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return false;
+        }
         let waker = self
             .waker
             .lock()
@@ -97,6 +112,12 @@ impl Parked {
         if let Some(waker) = waker {
             waker.wake();
         }
+        true
+    }
+
+    /// Marks it gone; true if it held a turn it will not use.
+    fn leave(&self) -> bool {
+        self.state.swap(GONE, Ordering::AcqRel) == GRANTED
     }
 }
 
@@ -156,8 +177,7 @@ impl ReadGate {
         let mut parked = self.parked.lock().unwrap_or_else(PoisonError::into_inner);
         while let Some(next) = parked.pop_front() {
             self.parked_now.fetch_sub(1, Ordering::AcqRel);
-            if !next.gone.load(Ordering::Acquire) {
-                next.wake();
+            if next.grant() {
                 return;
             }
         }
@@ -174,9 +194,9 @@ impl ReadGate {
     /// its place) and woken when its turn comes.
     fn poll_pass(&self, slot: &mut Option<Arc<Parked>>, cx: &mut Context<'_>) -> Poll<()> {
         if let Some(parked) = slot {
-            if !parked.granted.load(Ordering::Acquire) {
+            if !parked.granted() {
                 parked.set_waker(cx.waker());
-                if !parked.granted.load(Ordering::Acquire) {
+                if !parked.granted() {
                     return Poll::Pending;
                 }
             }
@@ -208,8 +228,7 @@ impl ReadGate {
 
     /// A parked reader's connection is gone.
     fn leave(&self, parked: &Parked) {
-        parked.gone.store(true, Ordering::Release);
-        if parked.granted.load(Ordering::Acquire) {
+        if parked.leave() {
             self.grant_used();
             if self.open() {
                 self.let_one_through(false);
@@ -238,6 +257,19 @@ mod tests {
         testing::{connection, read_once, settle},
         *,
     };
+
+    #[test]
+    fn a_turn_and_a_leave_never_both_miss_each_other() {
+        // Granted, then gone: the turn is handed back to be passed on.
+        let parked = Parked::default();
+        assert!(parked.grant());
+        assert!(parked.leave());
+        // Gone, then its turn comes: the turn goes to the next instead.
+        let parked = Parked::default();
+        assert!(!parked.leave());
+        assert!(!parked.grant());
+        assert!(!parked.granted());
+    }
 
     #[tokio::test(start_paused = true)]
     async fn at_the_limit_reads_wait_and_resume_in_order_as_requests_finish() {
