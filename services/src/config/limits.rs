@@ -16,9 +16,10 @@ use super::values::{
 };
 
 /// Open connections. At the cap the server stops accepting until one closes
-/// (the kernel's backlog, `server::LISTEN_BACKLOG`, holds the rest); before it, idle connections are
-/// reclaimed (`server/pressure.rs`) so the cap is not reached by idle ones. An idle HTTP/2 connection costs
-/// tens of KB, so 4,096 stay well inside 512 MiB.
+/// (the kernel's backlog, `server::LISTEN_BACKLOG`, holds the rest); before
+/// it, idle connections are reclaimed (`server/pressure.rs`) so the cap is
+/// not reached by idle ones. An idle HTTP/2 connection costs tens of KB, so
+/// 4,096 stay well inside 512 MiB.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 4096;
 /// Requests in flight, health checks excepted (requests waiting for a peer
 /// call slot count). Beyond it, requests are shed at once (503 +
