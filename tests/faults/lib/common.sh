@@ -193,28 +193,31 @@ rss_mib() {
   awk -v f="${2:-VmRSS}:" '$1 == f { printf "%.1f\n", $2 / 1024 }' "/proc/$1/status"
 }
 
-# health_poller URL OUT: every 250 ms, "<epoch> <code> <seconds> <connect
-# seconds>" of one GET (2 s at most) appended to OUT, until killed (a connect
-# near 1 s is a dropped SYN, retried). Prints its pid.
+# health_probe URL: "<epoch> <code> <seconds> <connect seconds>" of one GET
+# (2 s at most; a connect near 1 s is a dropped SYN, retried).
+health_probe() {
+  printf '%s %s\n' "$(date +%s.%N)" \
+    "$(curl -s -o /dev/null -w '%{http_code} %{time_total} %{time_connect}' --max-time 2 "$1" || echo "000 2")"
+}
+# health_poller URL OUT: a probe every 250 ms appended to OUT, until killed.
+# Prints its pid.
 health_poller() {
   local url=$1 out=$2
   (
     while :; do
-      printf '%s %s\n' "$(date +%s.%N)" \
-        "$(curl -s -o /dev/null -w '%{http_code} %{time_total} %{time_connect}' --max-time 2 "$url" || echo "000 2")" >>"$out"
+      health_probe "$url" >>"$out"
       sleep 0.25
     done
   ) >/dev/null 2>&1 &
   remember pid $!
   echo $!
 }
-# health_probes URL COUNT OUT: COUNT probes 250 ms apart, in the poller's
-# format, appended to OUT (a fixed number, where a window's count would vary).
+# health_probes URL COUNT OUT: COUNT probes 250 ms apart appended to OUT (a
+# fixed number, where a window's count would vary).
 health_probes() {
   local url=$1 count=$2 out=$3 i
   for ((i = 0; i < count; i++)); do
-    printf '%s %s\n' "$(date +%s.%N)" \
-      "$(curl -s -o /dev/null -w '%{http_code} %{time_total}' --max-time 2 "$url" || echo "000 2")" >>"$out"
+    health_probe "$url" >>"$out"
     sleep 0.25
   done
 }
