@@ -67,6 +67,9 @@ fi
 # Ports: the local pair is fixed at 8201/8202 by `status-service local`.
 ceiling_axum_port=18401 ceiling_tonic_port=18402
 two_hop_tonic_rest=18411 two_hop_tonic_grpc=18412 two_hop_hyper_rest=18421 two_hop_hyper_grpc=18422
+# The two-hop cases' service: service-a and service-b, one `serve` process
+# each (as on ECS, and as the bare two-hop and the Go peer run).
+pair_a_port=18431 pair_b_port=18432
 log_info_port=18301 log_warn_port=18302 # and the A/B variants on 18303-18307
 serve_a_port=18201 serve_b_port=18202 startup_port=18501
 go_a_port=18601 go_b_port=18602 go_startup_port=18611
@@ -209,9 +212,11 @@ cpu_ticks() {
 # The server processes whose CPU a target's runs are charged with, by
 # target name (set as the servers start).
 declare -A cpu_pids=()
-pids_of() { # GROUP TARGET
+pids_of() { # GROUP TARGET NAME
   local key=$2
   [ "$key" = ceiling ] && key=$([ "$1" = grpc ] && echo ceiling-grpc || echo ceiling-rest)
+  # The throughput groups' two-hop cases run against the serve pair.
+  case $1 in rest-h1 | rest-h2c | grpc) [ "$key" = service ] && two_hop "$3" && key=service-pair ;; esac
   [ -n "${cpu_pids[$key]:-}" ] || die "no server processes known for target $key"
   echo "${cpu_pids[$key]}"
 }
@@ -238,6 +243,7 @@ grpc_args=(--http2-prior-knowledge -X POST -H 'content-type: application/grpc' -
 grpc_load=(-H 'content-type: application/grpc' -H 'te: trailers' -d "$grpc_body") # for h2load
 grpc_url() { echo "http://127.0.0.1:$1/scdemo.status.v1.StatusService/$2"; }
 rest_url() { echo "http://127.0.0.1:$1/service-a/$2"; }
+two_hop() { [ "$1" = other-status ] || [ "$1" = GetPeerStatus ]; }
 
 # serve_env SERVICE PORT PEER_PORT RUST_LOG: sets $senv, the environment of
 # one `status-service serve`; serve NAME SERVICE PORT PEER_PORT RUST_LOG starts it.
@@ -274,7 +280,7 @@ threads_for() { echo $(($1 < 2 ? $1 : 2)); }
 # target's server CPU time over the run (cpu_ticks) with the run.
 run_wrk() {
   local out="$raw/$1_$2_$3_c$4_r$5.txt" pids before
-  read -ra pids <<<"$(pids_of "$1" "$2")"
+  read -ra pids <<<"$(pids_of "$1" "$2" "$3")"
   before=$(cpu_ticks "${pids[@]}")
   timeout $((seconds + 30)) wrk -t "$(threads_for "$4")" -c "$4" -d "${seconds}s" --timeout 5s \
     -s "$bench/wrk-report.lua" "$6" >"$out" 2>&1 || die "wrk failed: see $out"
@@ -290,7 +296,7 @@ run_wrk() {
 # the start), like the requests.
 run_h2load() {
   local out="$raw/$1_$2_$3_c$4_r$5.txt" log="$raw/requests.log" pids sampler
-  read -ra pids <<<"$(pids_of "$1" "$2")"
+  read -ra pids <<<"$(pids_of "$1" "$2" "$3")"
   (sleep 1 && cpu_ticks "${pids[@]}" >"$out.cpu") &
   sampler=$!
   timeout $((seconds + 30)) h2load -t "$(threads_for "$4")" -c "$4" -D "$seconds" --warm-up-time=1 \
@@ -315,12 +321,19 @@ check_grpc() {
 note "starting the local pair and the ceilings"
 check_free 8201 8202 "$ceiling_axum_port" "$ceiling_tonic_port" "$two_hop_tonic_rest" "$two_hop_tonic_grpc" \
   "$two_hop_hyper_rest" "$two_hop_hyper_grpc" "$log_info_port" "$log_warn_port" {18303..18307} \
-  "$serve_a_port" "$serve_b_port" "$startup_port" "$go_a_port" "$go_b_port" "$go_startup_port"
+  "$serve_a_port" "$serve_b_port" "$startup_port" "$go_a_port" "$go_b_port" "$go_startup_port" \
+  "$pair_a_port" "$pair_b_port"
 start local env LOG_FORMAT=json RUST_LOG=info "$bin/status-service" local
 local_pid=$started
 wait_for local "$local_pid" http://127.0.0.1:8201/service-a/healthcheck
 wait_for local "$local_pid" http://127.0.0.1:8202/service-b/healthcheck
 cpu_pids[service]=$(child_of "$local_pid")
+serve pair-b service-b "$pair_b_port" "$pair_a_port" info
+wait_for pair-b "$started" "http://127.0.0.1:$pair_b_port/service-b/healthcheck"
+cpu_pids[service-pair]=$(child_of "$started")
+serve pair-a service-a "$pair_a_port" "$pair_b_port" info
+wait_for pair-a "$started" "$(rest_url "$pair_a_port" healthcheck)"
+cpu_pids[service-pair]+=" $(child_of "$started")"
 # The ceilings answer real answers of the service, captured now.
 curl -sSf -o "$raw/status.json" "$(rest_url 8201 status)"
 curl -sSf -o "$raw/getstatus.grpc" "${grpc_args[@]}" "$(grpc_url 8201 GetStatus)"
@@ -349,7 +362,7 @@ rest_cases() { # GROUP RUNNER CONNS REP [RUNNER ARGS...]
   $runner "$group" ceiling healthcheck "$conns" "$rep" "$(rest_url "$ceiling_axum_port" healthcheck)" "$@"
   $runner "$group" service status "$conns" "$rep" "$(rest_url 8201 status)" "$@"
   $runner "$group" ceiling status "$conns" "$rep" "$(rest_url "$ceiling_axum_port" status)" "$@"
-  $runner "$group" service other-status "$conns" "$rep" "$(rest_url 8201 other-status)" "$@"
+  $runner "$group" service other-status "$conns" "$rep" "$(rest_url "$pair_a_port" other-status)" "$@"
   $runner "$group" two-hop-tonic other-status "$conns" "$rep" "$(rest_url "$two_hop_tonic_rest" other-status)" "$@"
   $runner "$group" two-hop-hyper other-status "$conns" "$rep" "$(rest_url "$two_hop_hyper_rest" other-status)" "$@"
   # The Go peer serves REST over HTTP/1.1 only (bench/peers/go/README.md).
@@ -375,7 +388,7 @@ for conns in $conns_list; do
   for ((rep = 1; rep <= reps; rep++)); do
     run_h2load grpc service GetStatus "$conns" "$rep" "$(grpc_url 8201 GetStatus)" "${grpc_load[@]}"
     run_h2load grpc ceiling GetStatus "$conns" "$rep" "$(grpc_url "$ceiling_tonic_port" GetStatus)" "${grpc_load[@]}"
-    run_h2load grpc service GetPeerStatus "$conns" "$rep" "$(grpc_url 8201 GetPeerStatus)" "${grpc_load[@]}"
+    run_h2load grpc service GetPeerStatus "$conns" "$rep" "$(grpc_url "$pair_a_port" GetPeerStatus)" "${grpc_load[@]}"
     run_h2load grpc two-hop-tonic GetPeerStatus "$conns" "$rep" "$(grpc_url "$two_hop_tonic_grpc" GetPeerStatus)" "${grpc_load[@]}"
     run_h2load grpc two-hop-hyper GetPeerStatus "$conns" "$rep" "$(grpc_url "$two_hop_hyper_grpc" GetPeerStatus)" "${grpc_load[@]}"
     run_h2load grpc go GetStatus "$conns" "$rep" "$(grpc_url "$go_a_port" GetStatus)" "${grpc_load[@]}"
@@ -383,7 +396,7 @@ for conns in $conns_list; do
   done
   check_grpc service GetStatus 8201 "$conns"
   check_grpc ceiling GetStatus "$ceiling_tonic_port" "$conns"
-  check_grpc service GetPeerStatus 8201 "$conns"
+  check_grpc service GetPeerStatus "$pair_a_port" "$conns"
   check_grpc two-hop-tonic GetPeerStatus "$two_hop_tonic_grpc" "$conns"
   check_grpc two-hop-hyper GetPeerStatus "$two_hop_hyper_grpc" "$conns"
   check_grpc go GetStatus "$go_a_port" "$conns"
