@@ -194,10 +194,13 @@ rss_mib() {
 }
 
 # health_probe URL: "<epoch> <code> <seconds> <connect seconds>" of one GET
-# (2 s at most; a connect near 1 s is a dropped SYN, retried).
+# (2 s at most; a connect near 1 s is a dropped SYN, retried), one line even
+# when the GET fails: curl writes its -w line then too (code 000).
 health_probe() {
-  printf '%s %s\n' "$(date +%s.%N)" \
-    "$(curl -s -o /dev/null -w '%{http_code} %{time_total} %{time_connect}' --max-time 2 "$1" || echo "000 2")"
+  local started result
+  started=$(date +%s.%N)
+  result=$(curl -s -o /dev/null -w '%{http_code} %{time_total} %{time_connect}' --max-time 2 "$1") || true
+  printf '%s %s\n' "$started" "${result:-000 2 0}"
 }
 # health_poller URL OUT: a probe every 250 ms appended to OUT, until killed.
 # Prints its pid.
